@@ -1,0 +1,45 @@
+# The two commands of the README are `make demo` and `make test`; both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export UV_LINK_MODE ?= copy
+
+.PHONY: install demo test dev lint fmt check bench clean
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet --break-system-packages --user uv
+
+# The venv is rebuilt from the committed uv.lock whenever it or pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@[ -f .env ] || cp .env.example .env
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/cdp demo --out data/demo
+
+test: install
+	$(BIN)/pytest -n 2 -q
+
+dev: install
+	@mkdir -p $(DAGSTER_HOME) && [ -f $(DAGSTER_HOME)/dagster.yaml ] || cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+check: lint test
+
+bench: install
+	$(BIN)/python benchmarks/bench_foundation.py
+
+clean:
+	rm -rf data .dagster $(VENV)

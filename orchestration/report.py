@@ -1,0 +1,126 @@
+"""The demo summary: a static HTML page (and console lines) describing what is in the warehouse.
+
+Each section reads what exists and returns nothing when its tables are absent, so later
+layers (customer view, lifecycle, ML, activations) add a section without touching others.
+No raw personal data is rendered: quarantined rows are shown by file, line and reason only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from orchestration.ingestion.contract import SOURCES
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    html: str
+    console: list[str]
+
+
+def _table(headers: list[str], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return "" if value is None else str(value)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def raw_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    rows = []
+    for source in SOURCES:
+        if not _exists(con, "raw", source):
+            continue
+        count, dates, first, last, files = con.execute(
+            f"""select count(*), count(distinct _partition_date), min(_partition_date), max(_partition_date),
+                       count(distinct _source_file) from raw.{source}"""
+        ).fetchone()
+        rows.append((source, count, dates, first, last, files))
+    if not rows:
+        return None
+    console = [f"  raw.{r[0]:<20} {r[1]:>12,} rows  {r[2]:>4} days  ({r[3]} → {r[4]})" for r in rows]
+    return Section(
+        "Landed data (raw)",
+        _table(["source", "rows", "date partitions", "first date", "last date", "files"], rows),
+        console,
+    )
+
+
+def quarantine_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    if not _exists(con, "quarantine", "rejected_rows"):
+        return None
+    by_reason = con.execute(
+        """select source, reason, count(*) as n
+           from (select source, unnest(string_split(reason, '; ')) as reason from quarantine.rejected_rows)
+           group by all order by source, n desc"""
+    ).fetchall()
+    examples = con.execute(
+        """select source, source_file, line_number, reason from quarantine.rejected_rows
+           order by source, partition_date, source_file, line_number limit 25"""
+    ).fetchall()
+    total = con.execute("select count(*) from quarantine.rejected_rows").fetchone()[0]
+    body = (
+        f"<p>{total:,} rows quarantined, each with its file, line and reason "
+        "(<code>quarantine.rejected_rows</code>); valid rows of the same files were loaded.</p>"
+        + _table(["source", "reason", "rows"], by_reason)
+        + "<h3>First quarantined rows</h3>"
+        + _table(["source", "file", "line", "reason"], examples)
+    )
+    console = [f"  quarantined: {total:,} rows"] + [f"    {s:<20} {r:<45} {n:>8,}" for s, r, n in by_reason[:20]]
+    return Section("Quarantine", body, console)
+
+
+SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [raw_section, quarantine_section]
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #ddd; padding: .25rem .6rem; text-align: left; }
+td:nth-child(n+2) { font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } .meta { color: #666; font-size: .85rem; }
+"""
+
+
+def build_report(warehouse: Path, out: Path, title: str = "Customer data platform: demo summary") -> list[Section]:
+    """Write the HTML summary of ``warehouse`` to ``out`` and return its sections."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        sections = [s for s in (build(con) for build in SECTIONS) if s is not None]
+    finally:
+        con.close()
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p class='meta'>Warehouse <code>{html.escape(str(warehouse))}</code> · generated {generated}</p>"
+        + "".join(f"<h2>{html.escape(s.title)}</h2>{s.html}" for s in sections)
+        + "</body></html>"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return sections

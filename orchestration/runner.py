@@ -1,0 +1,144 @@
+"""Run the whole pipeline in-process through Dagster (used by ``cdp run`` and ``cdp demo``).
+
+Ingestion assets are daily-partitioned and run as one single-run backfill per source over
+the dates present; every other asset (unpartitioned) then runs in one more materialisation.
+Runs are recorded in ``$DAGSTER_HOME`` when it is set, so ``dagster dev`` shows them later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.loader import partition_dates
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    success: bool
+    metadata: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class PipelineResult:
+    stages: list[StageResult]
+
+    @property
+    def success(self) -> bool:
+        return all(s.success for s in self.stages)
+
+
+def configure_environment(landing: Path, warehouse: Path) -> None:
+    """Dagster resources and dbt's profile both read these; absolute so any cwd works."""
+    os.environ["LANDING_DIR"] = str(landing.resolve())
+    os.environ["DUCKDB_PATH"] = str(warehouse.resolve())
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+
+
+def instance_for_cli() -> dg.DagsterInstance:
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text((Path(__file__).parent / "dagster.yaml").read_text())
+    return dg.DagsterInstance.get()
+
+
+def _metadata_values(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization and materialization.asset_key == key:
+            values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    return values
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            messages.append(error.message.strip())
+            cause = error.cause
+            while cause is not None:
+                messages.append(cause.message.strip())
+                cause = cause.cause
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            evaluation = getattr(data, "asset_check_evaluation", data)
+            if evaluation is not None and not getattr(evaluation, "passed", True):
+                messages.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
+    return " | ".join(m for m in messages if m)[:2000] or "run failed"
+
+
+def run_pipeline(
+    landing: Path,
+    warehouse: Path,
+    on_stage: Callable[[str, int, int], None] | None = None,
+    on_result: Callable[[StageResult], None] | None = None,
+) -> PipelineResult:
+    configure_environment(landing, warehouse)
+    # Imported after the environment is set: definitions resolve EnvVars at run time, but
+    # building them here keeps one code path for `dagster dev` and the CLI.
+    from orchestration.definitions import defs as build_defs
+
+    defs = build_defs()
+    assets = list(defs.assets or [])
+    resources = dict(defs.resources or {})
+    instance = instance_for_cli()
+    today = dt.datetime.now(dt.UTC).date()
+    graph = defs.resolve_asset_graph()
+    ingestion_keys = [dg.AssetKey(["raw", s]) for s in SOURCES]
+    downstream = [k for k in graph.get_all_asset_keys() if k not in ingestion_keys and graph.get(k).is_materializable]
+    stages: list[tuple[str, list[dg.AssetKey], dict[str, str]]] = []
+    for source in SOURCES:
+        dates = [d for d in partition_dates(landing, source) if d <= today + dt.timedelta(days=1)]
+        if not dates:
+            continue
+        tags = {
+            "dagster/asset_partition_range_start": dates[0].isoformat(),
+            "dagster/asset_partition_range_end": dates[-1].isoformat(),
+        }
+        stages.append((f"raw/{source}", [dg.AssetKey(["raw", source])], tags))
+    if downstream:
+        stages.append(("transform, score and plan", downstream, {}))
+    results: list[StageResult] = []
+    for index, (name, keys, tags) in enumerate(stages):
+        if on_stage:
+            on_stage(name, index, len(stages))
+        started = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            selection=keys,
+            resources=resources,
+            instance=instance,
+            tags={"cdp/entrypoint": "cdp run", **tags},
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
+        stage = StageResult(
+            name=name,
+            seconds=time.perf_counter() - started,
+            success=result.success,
+            metadata=_metadata_values(result, keys[0]) if len(keys) == 1 else {},
+            error=None if result.success else _failure_message(result),
+        )
+        results.append(stage)
+        if on_result:
+            on_result(stage)
+    return PipelineResult(stages=results)
