@@ -381,6 +381,12 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> No
 
 
 def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, headers: Sequence[str]) -> None:
+    if len(headers) == 1 and any(sep in headers[0] for sep in (";", "\t", "|")):
+        raise UnreadableFileError(
+            path,
+            f"the header was read as one column {headers[0][:80]!r}: files must be comma-delimited "
+            "(found ';', tab or '|' instead)",
+        )
     seen: dict[str, str] = {}
     for header in headers:
         cleaned = _clean_header(header)
@@ -415,13 +421,10 @@ def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target
     columns = [c for c in _table_columns(con, "temp", target) if c not in ("_record_number", "_line_number")]
     missing = [name for name in source.required if name not in columns]
     if missing:
-        hint = ""
-        if len(columns) == 1 and any(sep in columns[0] for sep in (";", "\t", "|")):
-            hint = f"; the header was read as one column {columns[0]!r}: files must be comma-delimited"
         raise UnreadableFileError(
             path,
             f"missing required column(s) {', '.join(missing)} for source {source.name} "
-            f"(found: {', '.join(columns) or 'none'}){hint}",
+            f"(found: {', '.join(columns) or 'none'})",
         )
     data_rows = con.execute(f"select count(*) from {target}").fetchone()[0]
     malformed_rows = con.execute(f"select count(*) from {target}_malformed").fetchone()[0]
