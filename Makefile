@@ -43,3 +43,6 @@ bench: install
 
 clean:
 	rm -rf data .dagster $(VENV)
+
+manifest: install
+	cd dbt_project && ../$(BIN)/dbt parse --quiet

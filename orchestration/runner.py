@@ -95,6 +95,11 @@ def run_pipeline(
     configure_environment(landing, warehouse)
     # Imported after the environment is set: definitions resolve EnvVars at run time, but
     # building them here keeps one code path for `dagster dev` and the CLI.
+    from orchestration.defs.transform.project import prepare_manifest
+
+    # dbt models may have been edited since the last parse; a stale manifest would
+    # silently run old lineage.
+    prepare_manifest()
     from orchestration.definitions import defs as build_defs
 
     defs = build_defs()

@@ -261,8 +261,11 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
     if headers == ["column0"] and con.execute(f"select count(*) from {target}").fetchone()[0] == 0:
         _drop(con, rejects, f"{rejects}_scan")
         raise UnreadableFileError(path, "file is empty (no header row)")
+    # DuckDB can log several errors for one line (a line short by three columns gives three
+    # MISSING COLUMNS entries); one line is one quarantined row, with its first error.
     rejected = con.execute(
-        f"select line, error_type, error_message, csv_line from {rejects} order by line"
+        f"select distinct on (line) line, error_type, error_message, csv_line from {rejects} "
+        "order by line, byte_position"
     ).fetchall()
     _drop(con, rejects, f"{rejects}_scan")
     _rename_headers(con, path, target, headers)
@@ -617,7 +620,12 @@ def _load_partition(
         for index, f in enumerate(to_load):
             target = f"{batch}_{index}"
             temp_tables += [target, f"{target}_malformed"]
-            columns = read_file(con, source, f.path, target)
+            try:
+                columns = read_file(con, source, f.path, target)
+            except duckdb.Error as exc:
+                # e.g. a header of NUL bytes that DuckDB cannot rename: still this file's fault,
+                # so its partition fails instead of the error escaping and stopping the run.
+                raise UnreadableFileError(f.path, _short_error(exc)) from exc
             parts.append((f, target, columns))
         con.execute("begin transaction")
         try:

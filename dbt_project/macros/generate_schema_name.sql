@@ -1,0 +1,9 @@
+{#- Models land in the schema their folder names (staging, marts, ...), as DESIGN.md fixes,
+    not in dbt's default "<target schema>_<custom schema>". -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- else -%}
+        {{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,41 @@
+with
+
+source as (
+
+    select * from {{ source('ecommerce', 'online_order_lines') }}
+
+),
+
+latest_version as (
+
+    -- The lines of an order come from the latest day that exported that order.
+    select * from source
+    qualify _partition_date = max(_partition_date) over (partition by order_id)
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ clean_text('order_id') }} || '-' || cast(
+            coalesce(line_no, row_number() over (partition by order_id order by _source_file, _record_number))
+            as {{ dbt.type_string() }}
+        ) as order_line_id,
+        {{ clean_text('order_id') }} as order_id,
+        coalesce(line_no, row_number() over (partition by order_id order by _source_file, _record_number)) as line_number,
+        {{ clean_text('sku') }} as sku,
+
+        ---------- numerics
+        quantity,
+        unit_price,
+        quantity * unit_price as line_amount,
+
+        ---------- lineage
+        _partition_date as landed_date
+
+    from latest_version
+
+)
+
+select * from renamed

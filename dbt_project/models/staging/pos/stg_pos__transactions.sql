@@ -1,0 +1,46 @@
+with
+
+source as (
+
+    select * from {{ source('pos', 'pos_transactions') }}
+
+),
+
+latest_version as (
+
+    select * from source
+    qualify row_number() over (
+        partition by transaction_id order by _partition_date desc, _source_file desc, _record_number desc
+    ) = 1
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ clean_text('transaction_id') }} as transaction_id,
+        {{ clean_text('store_id') }} as store_id,
+        {{ clean_text('member_card_id') }} as member_card_id,
+        {{ normalize_phone('phone') }} as phone,
+
+        ---------- properties
+        {{ clean_text('coupon_code') }} as coupon_code,
+        coalesce(is_return, total < 0) as is_return,
+
+        ---------- numerics
+        total as transaction_total,
+        coalesce(discount_total, 0) as discount_total,
+
+        ---------- timestamps
+        transacted_at,
+
+        ---------- lineage
+        _partition_date as landed_date,
+        _source_file as source_file
+
+    from latest_version
+
+)
+
+select * from renamed
