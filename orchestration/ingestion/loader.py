@@ -312,7 +312,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None
             create temp table {lines} as
             select line, row_number() over () as _line_number
             from read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\x1f',
-                          quote = '', escape = '', auto_detect = false, new_line = '\\n',
+                          quote = '', escape = '', auto_detect = false,
                           max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8')
             """,
             [str(path)],
@@ -589,29 +589,32 @@ def _load_partition(
             [source.name, partition_date],
         ).fetchall()
     }
-    current = {(f.relative_path, f.sha256) for f in files}
-    if ledger and current == ledger:
-        return result
     if not files and not ledger:
         result.status = "empty"
         return result
 
     # Content already loaded under another name or date is not loaded again: exporters resend.
-    elsewhere = dict(
-        con.execute(
-            f"""select file_sha256, file_path from {LEDGER_TABLE}
-                where source = ? and partition_date <> ?""",
+    elsewhere = {
+        digest
+        for (digest,) in con.execute(
+            f"select file_sha256 from {LEDGER_TABLE} where source = ? and partition_date <> ?",
             [source.name, partition_date],
         ).fetchall()
-    )
+    }
     to_load: list[LandedFile] = []
+    skipped: list[str] = []
     seen_here: set[str] = set()
     for f in files:
         if f.sha256 in elsewhere or f.sha256 in seen_here:
-            result.files_skipped_duplicate.append(f.relative_path)
+            skipped.append(f.relative_path)
             continue
         seen_here.add(f.sha256)
         to_load.append(f)
+    # Unchanged means: the files that would load now are exactly those the ledger holds
+    # (resent copies are never in the ledger, so they must not count as a change).
+    if ledger and {(f.relative_path, f.sha256) for f in to_load} == ledger:
+        return result
+    result.files_skipped_duplicate = skipped
 
     batch = f"_batch_{uuid.uuid4().hex[:10]}"
     temp_tables: list[str] = []
