@@ -2,42 +2,9 @@
 
 from __future__ import annotations
 
-FIRST_NAMES = """
-James Mary John Patricia Robert Jennifer Michael Linda William Elizabeth David Barbara Richard Susan
-Joseph Jessica Thomas Sarah Charles Karen Christopher Nancy Daniel Lisa Matthew Betty Anthony Margaret
-Mark Sandra Donald Ashley Steven Kimberly Paul Emily Andrew Donna Joshua Michelle Kenneth Carol Kevin
-Amanda Brian Melissa George Deborah Timothy Stephanie Ronald Rebecca Edward Sharon Jason Laura Jeffrey
-Cynthia Ryan Kathleen Jacob Amy Gary Angela Nicholas Shirley Eric Anna Jonathan Brenda Stephen Pamela
-Larry Emma Justin Nicole Scott Helen Brandon Samantha Benjamin Katherine Samuel Christine Gregory Debra
-Alexander Rachel Frank Carolyn Patrick Janet Raymond Catherine Jack Maria Dennis Heather Jerry Diane
-Tyler Ruth Aaron Julie José Olivia Adam Joyce Nathan Virginia Henry Victoria Douglas Kelly Zachary
-Lauren Peter Christina Kyle Joan Ethan Evelyn Walter Judith Noah Megan Jeremy Andrea Christian Cheryl
-Keith Hannah Roger Jacqueline Terry Martha Gerald Gloria Harold Teresa Sean Ann Austin Sara Carl
-Madison Arthur Frances Lawrence Kathryn Dylan Janice Jesse Jean Jordan Abigail Bryan Alice Billy Julia
-Joe Judy Bruce Sophia Gabriel Grace Logan Denise Albert Amber Willie Doris Alan Marilyn Juan Danielle
-Wayne Beverly Elijah Isabella Randy Theresa Roy Diana Vincent Natalie Ralph Brittany Eugene Charlotte
-Russell Marie Bobby Kayla Mason Alexis Philip Lori Louis Chloé Renée Zoë Noémie Hélène André Jürgen
-Søren Björn Zoé Inès Léa Mónica Raúl Sebastián Dolores Ángel Lucía François Amélie Jérôme Mei Wei
-Lian Jun Hui Ming Xin Yan Lei Ying Hao Jing Tao Fang Yu Lin Chen Kai
-""".split()
+FIRST_NAMES = ["James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William", "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Christopher", "Nancy", "Daniel", "Lisa", "Matthew", "Betty", "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian", "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca", "Edward", "Sharon", "Jason", "Laura", "Jeffrey", "Cynthia", "Ryan", "Kathleen", "Jacob", "Amy", "Gary", "Angela", "Nicholas", "Shirley", "Eric", "Anna", "Jonathan", "Brenda", "Stephen", "Pamela", "Larry", "Emma", "Justin", "Nicole", "Scott", "Helen", "Brandon", "Samantha", "Benjamin", "Katherine", "Samuel", "Christine", "Gregory", "Debra", "Alexander", "Rachel", "Frank", "Carolyn", "Patrick", "Janet", "Raymond", "Catherine", "Jack", "Maria", "Dennis", "Heather", "Jerry", "Diane", "Tyler", "Ruth", "Aaron", "Julie", "José", "Olivia", "Adam", "Joyce", "Nathan", "Virginia", "Henry", "Victoria", "Douglas", "Kelly", "Zachary", "Lauren", "Peter", "Christina", "Kyle", "Joan", "Ethan", "Evelyn", "Walter", "Judith", "Noah", "Megan", "Jeremy", "Andrea", "Christian", "Cheryl", "Keith", "Hannah", "Roger", "Jacqueline", "Terry", "Martha", "Gerald", "Gloria", "Harold", "Teresa", "Sean", "Ann", "Austin", "Sara", "Carl", "Madison", "Arthur", "Frances", "Lawrence", "Kathryn", "Dylan", "Janice", "Jesse", "Jean", "Jordan", "Abigail", "Bryan", "Alice", "Billy", "Julia", "Joe", "Judy", "Bruce", "Sophia", "Gabriel", "Grace", "Logan", "Denise", "Albert", "Amber", "Willie", "Doris", "Alan", "Marilyn", "Juan", "Danielle", "Wayne", "Beverly", "Elijah", "Isabella", "Randy", "Theresa", "Roy", "Diana", "Vincent", "Natalie", "Ralph", "Brittany", "Eugene", "Charlotte", "Russell", "Marie", "Bobby", "Kayla", "Mason", "Alexis", "Philip", "Lori", "Louis", "Chloé", "Renée", "Zoë", "Noémie", "Hélène", "André", "Jürgen", "Søren", "Björn", "Zoé", "Inès", "Léa", "Mónica", "Raúl", "Sebastián", "Dolores", "Ángel", "Lucía", "François", "Amélie", "Jérôme", "Mei", "Wei", "Lian", "Jun", "Hui", "Ming", "Xin", "Yan", "Lei", "Ying", "Hao", "Jing", "Tao", "Fang", "Yu", "Lin", "Chen", "Kai"]
 
-LAST_NAMES = """
-Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez
-Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark
-Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams
-Nelson Baker Hall Rivera Campbell Mitchell Carter Roberts Gomez Phillips Evans Turner Diaz Parker
-Cruz Edwards Collins Reyes Stewart Morris Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper
-Peterson Bailey Reed Kelly Howard Ramos Kim Cox Ward Richardson Watson Brooks Chavez Wood James Bennett
-Gray Mendoza Ruiz Hughes Price Alvarez Castillo Sanders Patel Myers Long Ross Foster Jimenez Powell
-Jenkins Perry Russell Sullivan Bell Coleman Butler Henderson Barnes Gonzales Fisher Vasquez Simmons
-Romero Jordan Patterson Alexander Hamilton Graham Reynolds Griffin Wallace Moreno West Cole Hayes
-Bryant Herrera Gibson Ellis Tran Medina Aguilar Stevens Murray Ford Castro Marshall Owens Harrison
-Fernandez McDonald Woods Washington Kennedy Wells Vargas Henry Chen Freeman Webb Tucker Guzman Burns
-Crawford Olson Simpson Porter Hunter Gordon Mendez Silva Shaw Snyder Mason Dixon Muñoz Hunt Hicks
-Holmes Palmer Wagner Black Robertson Boyd Rose Stone Salazar Fox Warren Mills Meyer Rice Schmidt
-Müller Schröder Núñez Peña Østergaard Lefèvre Dupré Gómez Pérez Sánchez Wang Li Zhang Liu Yang Huang
-Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo Lin Tan Ong Lim Goh Chua Koh
-""".split()
+LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Gomez", "Phillips", "Evans", "Turner", "Diaz", "Parker", "Cruz", "Edwards", "Collins", "Reyes", "Stewart", "Morris", "Morales", "Murphy", "Cook", "Rogers", "Gutierrez", "Ortiz", "Morgan", "Cooper", "Peterson", "Bailey", "Reed", "Kelly", "Howard", "Ramos", "Kim", "Cox", "Ward", "Richardson", "Watson", "Brooks", "Chavez", "Wood", "James", "Bennett", "Gray", "Mendoza", "Ruiz", "Hughes", "Price", "Alvarez", "Castillo", "Sanders", "Patel", "Myers", "Long", "Ross", "Foster", "Jimenez", "Powell", "Jenkins", "Perry", "Russell", "Sullivan", "Bell", "Coleman", "Butler", "Henderson", "Barnes", "Gonzales", "Fisher", "Vasquez", "Simmons", "Romero", "Jordan", "Patterson", "Alexander", "Hamilton", "Graham", "Reynolds", "Griffin", "Wallace", "Moreno", "West", "Cole", "Hayes", "Bryant", "Herrera", "Gibson", "Ellis", "Tran", "Medina", "Aguilar", "Stevens", "Murray", "Ford", "Castro", "Marshall", "Owens", "Harrison", "Fernandez", "McDonald", "Woods", "Washington", "Kennedy", "Wells", "Vargas", "Henry", "Chen", "Freeman", "Webb", "Tucker", "Guzman", "Burns", "Crawford", "Olson", "Simpson", "Porter", "Hunter", "Gordon", "Mendez", "Silva", "Shaw", "Snyder", "Mason", "Dixon", "Muñoz", "Hunt", "Hicks", "Holmes", "Palmer", "Wagner", "Black", "Robertson", "Boyd", "Rose", "Stone", "Salazar", "Fox", "Warren", "Mills", "Meyer", "Rice", "Schmidt", "Müller", "Schröder", "Núñez", "Peña", "Østergaard", "Lefèvre", "Dupré", "Gómez", "Pérez", "Sánchez", "Wang", "Li", "Zhang", "Liu", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "Lin", "Tan", "Ong", "Lim", "Goh", "Chua", "Koh"]
 
 # city, region, population weight, postcode prefix (3 digits), landline area code (2 digits)
 CITIES = [
@@ -62,9 +29,7 @@ CITIES = [
     ("Yinchuan", "Northwest", 2, "750", "95"), ("Xining", "Northwest", 1, "810", "97"),
 ]
 
-STREETS = """Nanjing Huaihai Zhongshan Renmin Jiefang Heping Xinhua Jianshe Changjiang Binhe Dongfeng
-Wenhua Yingbin Chaoyang Guangming Shengli Xingfu Minzhu Century Harbour Garden Lakeside Riverside
-Orchid Maple Cedar Pine Willow Spring Sunrise""".split()
+STREETS = ["Nanjing", "Huaihai", "Zhongshan", "Renmin", "Jiefang", "Heping", "Xinhua", "Jianshe", "Changjiang", "Binhe", "Dongfeng", "Wenhua", "Yingbin", "Chaoyang", "Guangming", "Shengli", "Xingfu", "Minzhu", "Century", "Harbour", "Garden", "Lakeside", "Riverside", "Orchid", "Maple", "Cedar", "Pine", "Willow", "Spring", "Sunrise"]
 STREET_SUFFIX = ["Road", "Street", "Avenue", "Lane", "Boulevard"]
 
 # category, base price (CNY), margin low, margin high, product nouns
@@ -91,10 +56,7 @@ CATEGORIES = [
     ("Watches", 1299, 0.30, 0.50, ["Automatic Watch", "Quartz Watch", "Sport Watch"]),
 ]
 
-BRANDS = """Aurora Bellwood Cobalt Driftwood Ember Fable Glimmer Harbor Ivory Juniper Kestrel Lumen
-Meridian Northwind Opal Pinecrest Quill Russet Solace Tidewater Umber Vesper Willowby Xenia Yarrow
-Zephyr Alder Brio Cascade Dune Elara Fjord Gala Halcyon Iris Jade Koru Lark Mosaic Nimbus Onyx
-Pebble Quartz Rowan Sable Terra Umbra Velvet Wren Yuzu""".split()
+BRANDS = ["Aurora", "Bellwood", "Cobalt", "Driftwood", "Ember", "Fable", "Glimmer", "Harbor", "Ivory", "Juniper", "Kestrel", "Lumen", "Meridian", "Northwind", "Opal", "Pinecrest", "Quill", "Russet", "Solace", "Tidewater", "Umber", "Vesper", "Willowby", "Xenia", "Yarrow", "Zephyr", "Alder", "Brio", "Cascade", "Dune", "Elara", "Fjord", "Gala", "Halcyon", "Iris", "Jade", "Koru", "Lark", "Mosaic", "Nimbus", "Onyx", "Pebble", "Quartz", "Rowan", "Sable", "Terra", "Umbra", "Velvet", "Wren", "Yuzu"]
 
 MALLS = ["Plaza", "Center", "Mall", "Square", "Galleria", "Outlet", "Mart", "Walk"]
 

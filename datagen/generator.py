@@ -22,7 +22,6 @@ import datetime as dt
 import gzip
 import io
 import json
-import math
 import time
 import unicodedata
 from collections.abc import Callable
@@ -323,7 +322,7 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
     cumpref[:, -1] = 1.0
     # heavy-tailed purchase rate (per day, before seasonality and defection)
     prospect = rng.random(N) < 0.08
-    rate = rng.lognormal(np.log(2.6), 1.15, N) / 365.0
+    rate = rng.lognormal(np.log(3.1), 1.15, N) / 365.0
     rate[prospect] = 0.0
     online_share = np.where(kind == 0, 1.0, np.where(kind == 1, 0.0, rng.beta(2.0, 2.0, N)))
     pre = rng.random(N) < 0.55
@@ -583,7 +582,7 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     cnt = 1 + m2 + (m2 == 2)  # landing, (view, cart) for line 1, cart for line 2
     # 2) browse sessions without purchase (with cart abandonment), also for prospects
     online_person = P.kind[lo:hi] != 1
-    brate = (0.5 * P.rate[lo:hi] * P.online_share[lo:hi] + 0.5 / 365) * online_person
+    brate = (0.3 * P.rate[lo:hi] * P.online_share[lo:hi] + 0.35 / 365) * online_person
     k = rng.poisson(brate * cal.days)
     bgp = np.repeat(gp_all, k)
     bday = cal.sample_days(rng, 0, len(bgp))
@@ -591,7 +590,7 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     keep = (bday < cal.days) & (rng.random(len(bgp)) < np.maximum(_activity(P, bgp, bday), 0.15 * (bday >= P.acq[bgp])))
     bgp, bday = bgp[keep], bday[keep]
     # 3) anonymous visitors
-    na = int(rng.binomial(max(len(bgp), 1), 0.3))
+    na = int(rng.binomial(max(len(bgp), 1), 0.25))
     agp = np.full(na, -1)
     aday = np.minimum(cal.sample_days(rng, 0, na), cal.days - 1)
     adev = 2 * P.N + 3 * lo + rng.integers(0, 3 * n, na)
@@ -705,7 +704,7 @@ def _bool_str(b: np.ndarray, t: str, f: str) -> pa.Array:
 # ----------------------------------------------------------------------------- defects
 
 _BAD = {
-    "invalid_timestamp": ["2026-13-45 25:00", "yesterday", "31/12/2025 10:00", "2025-02-30T10:00:00", "soon"],
+    "invalid_timestamp": ["2026-13-45 25:00", "yesterday", "2025-12-31 25:61", "2025-02-30T10:00:00", "soon"],
     "invalid_date": ["31/31/1990", "1990-02-30", "someday", "1985-13-01"],
     "invalid_integer": ["two", "1.5", "3x"],
     "invalid_boolean": ["maybe", "perhaps", "2"],
@@ -742,7 +741,7 @@ def _corrupt(rng, reason: str, vals: pa.Array) -> pa.Array:
     if kind == "invalid_email":
         t = pc.utf8_trim_whitespace(vals)
         v = [pc.replace_substring(t, "@", "."), pc.replace_substring(t, "@", "@@"),
-             pc.replace_substring_regex(t, r"\.[^.@]+$", ""), _j(t, " x")]
+             pc.replace_substring_regex(t, r"@([^.@]+)\..*$", "@\\1"), _j(t, " x")]
         return _pick(rng.integers(0, 4, n), *v)
     bad = _BAD[kind]
     return pa.array(np.array(bad)[rng.integers(0, len(bad), n)])
@@ -757,9 +756,21 @@ def _inject(rng, source: str, table: pa.Table, day: np.ndarray, error_rate: floa
     if error_rate <= 0 or n == 0:
         return table, day, mask, counts, src_index
     types = _defect_types(source, table)
-    if small:  # products/stores: at most a couple of rows
-        return table, day, mask, counts, src_index
-    total = int(round(error_rate * n))
+    if small:  # products/stores: at most two rows: the caller's last row gets `small`, row 0 is copied
+        reason, col = small
+        cols = {name: table.column(name).combine_chunks() for name in table.column_names}
+        m = np.zeros(n, bool)
+        m[n - 1] = True
+        if reason.startswith("missing_required_value"):
+            cols[col] = pc.if_else(pa.array(m), _NULL, cols[col])
+        else:
+            cols[col] = pc.replace_with_mask(cols[col], pa.array(m), _corrupt(rng, reason, cols[col].slice(n - 1, 1)))
+        src_index = np.insert(np.arange(n), 1, 0)
+        table = pa.table(cols).take(pa.array(src_index))
+        mask = np.zeros(n + 1, bool)
+        mask[[1, n]] = True
+        return table, day[src_index], mask, {reason: 1, "duplicate_key": 1}, src_index
+    total = round(error_rate * n)
     total = max(total, len(types) if n >= 1000 else 1)
     total = min(total, n // 4)
     alloc = np.zeros(len(types), np.int64)
@@ -894,6 +905,7 @@ def generate(
     K = _catalogue(_rng(seed, 0, 1), customers, cal)
     ST = _stores(_rng(seed, 0, 2), customers)
     P = _persons(_rng(seed, 0, 3), customers, cal, ST, end_date)
+    P.seed = seed
     say(f"persons: {customers:,}, products: {K.n:,}, stores: {ST.n}")
     chunks = []
     for ci, lo in enumerate(range(0, customers, CHUNK)):
@@ -918,12 +930,14 @@ def generate(
             for typ, col in id_cols:
                 v = table2.column(col).combine_chunks().filter(pa.array(good))
                 ok = ~np.asarray(pc.is_null(v).to_numpy(zero_copy_only=False)) & (pg >= 0)
-                ident.append(pa.table({"identifier_type": pa.array(np.full(ok.sum(), typ)).cast(_STR),
-                                       "value": v.filter(pa.array(ok)), "person": pa.array(pg[ok])}))
+                it = pa.table({"identifier_type": pa.array(np.full(ok.sum(), typ)).cast(_STR),
+                               "value": v.filter(pa.array(ok)), "person": pa.array(pg[ok])})
+                ident.append(it.group_by(["identifier_type", "value", "person"], use_threads=False).aggregate([]))
             if record_col:
-                rid = table[record_col]
-                records.append(pa.table({"source": pa.array(np.full(table.num_rows, source)).cast(_STR),
-                                         "record_id": rid, "person": pa.array(person)}))
+                rt = pa.table({"record_id": table[record_col], "person": pa.array(person)})
+                if source in ("accounts", "members"):  # several versions of one record
+                    rt = rt.group_by(["record_id", "person"], use_threads=False).aggregate([])
+                records.append((source, rt))
         say(f"wrote {source}: {table2.num_rows:,} rows")
 
     _emit_products(emit, K, cal, drng, error_rate)
@@ -952,3 +966,347 @@ def generate(
     return GenerationSummary(out_dir=out, landing_dir=landing, truth_dir=truth, start_date=start_date, end_date=end_date,
                              customers=customers, days=days, seed=seed, rows=summary_rows, defects=defects,
                              seconds=secs, files=W.files)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _pid(person: np.ndarray) -> pa.Array:
+    p = np.asarray(person, np.int64)
+    s = _j("P", pc.utf8_lpad(_s(np.maximum(p, 0)), 8, "0"))
+    return _null_where(s, p < 0)
+
+
+def _device(dev: np.ndarray, seed: int) -> pa.Array:
+    dev = np.asarray(dev, np.int64)
+    h = _hex(_mix64(dev.astype(np.uint64) ^ np.uint64(seed * 0x9E37 + 0x51)), 16)
+    return _null_where(h, dev < 0)
+
+
+def _store_id(store: np.ndarray) -> pa.Array:
+    return _j("ST", pc.utf8_lpad(_s(np.asarray(store, np.int64) + 1), 4, "0"))
+
+
+def _emit_products(emit, K, cal, rng, error_rate):
+    base_day = np.zeros(K.n, np.int64)
+    ch = np.flatnonzero(K.change_day < cal.days)
+    idx = np.concatenate([np.arange(K.n), ch])
+    day = np.concatenate([base_day, K.change_day[ch]])
+    cents = np.concatenate([K.cents, K.new_cents[ch]])
+    sec = np.where(day == 0, 6 * 3600, 3 * 3600 + (_mix64(idx) % np.uint64(3600)).astype(np.int64))
+    t = pa.table({
+        "sku": K.sku.take(pa.array(idx)),
+        "name": K.name.take(pa.array(idx)),
+        "category": _lut([c[0] for c in V.CATEGORIES], K.cat[idx]),
+        "price": _money(cents),
+        "brand": _lut(V.BRANDS, K.brand[idx]),
+        "is_active": _bool_str(K.active[idx], "true", "false"),
+        "updated_at": cal.ts(day, sec, "local"),
+        "margin_rate": _s(pa.array(K.margin[idx]).cast(pa.decimal128(6, 3))),
+        "price_band": _lut(["budget", "mid", "premium"], K.band[idx]),
+    })
+    o = np.argsort(day, kind="stable")
+    t, day = t.take(pa.array(o)), day[o]
+    small = ("invalid_number:price", "price") if len(ch) else ("invalid_number:margin_rate", "margin_rate")
+    emit("products", t, day, small=small if error_rate > 0 else False)
+
+
+def _emit_stores(emit, ST, error_rate):
+    n = ST.n + 1  # the last row is a closed store nobody shops in (its row gets the defect)
+    city = np.concatenate([ST.city, ST.city[:1]])
+    names = [*ST.names, f"{V.CITIES[int(ST.city[0])][0]} Old Town Outlet (closed)"]
+    t = pa.table({
+        "store_id": _store_id(np.arange(n)),
+        "name": pa.array(names, _STR),
+        "city": _lut([c[0] for c in V.CITIES], city),
+        "region": _lut([c[1] for c in V.CITIES], city),
+    })
+    emit("stores", t, np.zeros(n, np.int64), small=("missing_required_value:store_id", "store_id") if error_rate > 0 else False)
+
+
+def _person_fields(P, gp, rng, cal, p_birth, p_addr, p_pc, p_city, first, last, bool_t, bool_f):
+    m = len(gp)
+    addr = _j("Room ", _s(P.room[gp]), ", ", _s(P.street_no[gp]), " ", _lut(V.STREETS, P.street[gp]), " ",
+              _lut(V.STREET_SUFFIX, P.suffix[gp]))
+    postcode = _j(_lut([c[3] for c in V.CITIES], P.city[gp]), pc.utf8_lpad(_s(P.pc_suffix[gp]), 3, "0"))
+    return {
+        "first_name": first,
+        "last_name": last,
+        "birth_date": _null_where(pc.strftime(pa.array(P.birth[gp].astype(np.int32), pa.date32()), format="%Y-%m-%d"), rng.random(m) >= p_birth),
+        "address_line": _null_where(addr, rng.random(m) >= p_addr),
+        "postcode": _null_where(postcode, rng.random(m) >= p_pc),
+        "city": _null_where(_lut([c[0] for c in V.CITIES], P.city[gp]), rng.random(m) >= p_city),
+        "consent_email": _bool_str(rng.random(m) < 0.7, bool_t, bool_f),
+        "consent_sms": _bool_str(rng.random(m) < 0.5, bool_t, bool_f),
+        "consent_push": _bool_str(rng.random(m) < 0.4, bool_t, bool_f),
+    }
+
+
+def _emit_people(emit, P, ST, cal, rng):
+    # accounts
+    gp = np.flatnonzero(P.has_account)
+    m = len(gp)
+    created = P.acq[gp]
+    day = np.maximum(created, 0)
+    csec = rng.integers(0, 86400, m)
+    usec = np.where(created < 0, rng.integers(0, 86400, m), csec)
+    email = _email_fmt(P.email.take(pa.array(gp)), rng.choice(5, m, p=[0.8, 0.08, 0.02, 0.06, 0.04]))
+    phone = _null_where(_phone_fmt(P.phone[gp], rng.choice([2, 0, 1], m, p=[0.4, 0.4, 0.2])), ~P.has_phone_acct[gp])
+    f = _person_fields(P, gp, rng, cal, np.where(P.no_shared[gp], 1.0, 0.85), 0.7, np.where(P.no_shared[gp], 1.0, 0.8),
+                       0.9, P.first_s.take(pa.array(gp)), P.last_s.take(pa.array(gp)), "true", "false")
+    t = pa.table({
+        "account_id": P.account_id.take(pa.array(gp)),
+        "updated_at": cal.ts(day, usec, "local"),
+        "email": email, "phone": phone, **f,
+        "device_id": _null_where(_device(gp * 2, P.seed), rng.random(m) >= 0.7),
+        "created_at": cal.ts(created, csec, "local"),
+    })
+    can = ~P.no_shared[gp]
+    upd = np.flatnonzero((rng.random(m) < 0.08) & (day < cal.days - 1))
+    uday = rng.integers(day[upd] + 1, cal.days)
+    newp = can[upd] & (rng.random(len(upd)) < 0.5)
+    u = _update_rows(t, upd, newp, _phone_fmt(P.phone2[gp[upd]], np.full(len(upd), 2)), "true", "false")
+    u = u.set_column(u.column_names.index("updated_at"), "updated_at", cal.ts(uday, rng.integers(0, 86400, len(upd)), "local"))
+    P.acct_phone2 = gp[upd][newp]
+    tt = pa.concat_tables([t, u])
+    dd = np.concatenate([day, uday])
+    pp = np.concatenate([gp, gp[upd]])
+    o = np.argsort(dd, kind="stable")
+    emit("accounts", tt.take(pa.array(o)), dd[o], person=pp[o],
+         id_cols=(("account_id", "account_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
+         record_col="account_id")
+    # members
+    gp = np.flatnonzero(P.is_member)
+    m = len(gp)
+    joined = np.where(P.acq[gp] < 0, P.acq[gp] - rng.integers(0, 300, m), np.minimum(P.acq[gp] + rng.integers(0, 60, m), cal.days - 1))
+    day = np.maximum(joined, 0)
+    jsec = _seconds(rng, m, _STORE_HOURS)
+    usec = np.where(joined < 0, _seconds(rng, m, _STORE_HOURS), jsec)
+    ns = P.no_shared[gp]
+    has_email = ~ns & (rng.random(m) < np.where(P.kind[gp] == 2, 0.5, 0.25))
+    em = pc.if_else(pa.array(P.typo[gp]), P.email2.take(pa.array(gp)), P.email.take(pa.array(gp)))
+    email = _null_where(_email_fmt(em, rng.choice(5, m, p=[0.5, 0.15, 0.1, 0.15, 0.1])), ~has_email)
+    phone = _null_where(_phone_fmt(P.phone[gp], rng.choice([0, 5, 3, 1], m, p=[0.5, 0.2, 0.2, 0.1])), ~ns & (rng.random(m) >= 0.92))
+    f = _person_fields(P, gp, rng, cal, np.where(ns, 1.0, 0.8), 0.5, np.where(ns, 1.0, 0.9), 0.95,
+                       P.m_first.take(pa.array(gp)), P.m_last.take(pa.array(gp)), "Y", "N")
+    rq = np.quantile(P.rate[P.rate > 0], [0.6, 0.9]) if (P.rate > 0).any() else np.array([1.0, 2.0])
+    tier = np.digitize(P.rate[gp], rq)
+    t = pa.table({
+        "member_card_id": P.card_id.take(pa.array(gp)),
+        "updated_at": cal.ts(day, usec, "utc_naive"),
+        "email": email, "phone": phone, **f,
+        "device_id": _null_where(_device(gp * 2 + 1, P.seed), ns | (rng.random(m) >= 0.1)),
+        "joined_at": cal.ts(joined, jsec, "utc_naive"),
+        "home_store_id": _store_id(P.home[gp]),
+        "tier": _lut(["Bronze", "Silver", "Gold"], tier),
+    })
+    upd = np.flatnonzero((rng.random(m) < 0.06) & (day < cal.days - 1))
+    uday = rng.integers(day[upd] + 1, cal.days)
+    newp = ~ns[upd] & (rng.random(len(upd)) < 0.5)
+    u = _update_rows(t, upd, newp, _phone_fmt(P.phone2[gp[upd]], np.full(len(upd), 0)), "Y", "N")
+    u = u.set_column(u.column_names.index("updated_at"), "updated_at", cal.ts(uday, _seconds(rng, len(upd), _STORE_HOURS), "utc_naive"))
+    P.member_phone2 = gp[upd][newp]
+    tt = pa.concat_tables([t, u])
+    dd = np.concatenate([day, uday])
+    pp = np.concatenate([gp, gp[upd]])
+    o = np.argsort(dd, kind="stable")
+    emit("members", tt.take(pa.array(o)), dd[o], person=pp[o],
+         id_cols=(("member_card_id", "member_card_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
+         record_col="member_card_id")
+
+
+def _update_rows(t: pa.Table, upd: np.ndarray, new_phone: np.ndarray, phone2: pa.Array, bool_t: str, bool_f: str) -> pa.Table:
+    u = t.take(pa.array(upd))
+    cols = {c: u.column(c).combine_chunks() for c in u.column_names}
+    cols["phone"] = pc.if_else(pa.array(new_phone), phone2, cols["phone"])
+    flip = pa.array(~new_phone)
+    for c in ("consent_email", "consent_sms"):
+        cols[c] = pc.if_else(flip, pc.if_else(pc.equal(cols[c], bool_t), bool_f, bool_t), cols[c])
+    return pa.table(cols)
+
+
+def _concat(chunks, key: str, attrs) -> SimpleNamespace:
+    """Concatenate per-chunk order tables; lines' order index made global."""
+    parts = [c[key] for c in chunks]
+    out = SimpleNamespace(**{a: np.concatenate([getattr(p, a) for p in parts]) for a in attrs})
+    offs = np.concatenate([[0], np.cumsum([len(p.gp) for p in parts])[:-1]])
+    out.lines = SimpleNamespace(
+        order=np.concatenate([p.lines.order + o for p, o in zip(parts, offs, strict=True)]),
+        **{a: np.concatenate([getattr(p.lines, a) for p in parts]) for a in ("sku", "qty", "price", "line_no")},
+    )
+    return out
+
+
+def _sorted_orders(od):
+    """Sort orders by time; return the order permutation and lines sorted to follow it."""
+    o = np.lexsort((od.gp, od.sec, od.day))
+    rank = np.empty(len(o), np.int64)
+    rank[o] = np.arange(len(o))
+    L = od.lines
+    lr = rank[L.order]
+    lo = np.lexsort((L.line_no, lr))
+    return o, lr[lo], lo
+
+
+def _emit_online(emit, chunks, P, K, cal):
+    od = _concat(chunks, "online", ("gp", "day", "sec", "sub", "disc", "code", "total", "status", "chn", "acct",
+                                   "has_email", "use_typo", "has_phone", "dev", "email_fmt", "phone_fmt"))
+    o, lord, lo = _sorted_orders(od)
+    for a in list(vars(od)):
+        if a != "lines":
+            setattr(od, a, getattr(od, a)[o])
+    n = len(od.gp)
+    ids = _j("SO", pc.utf8_lpad(_s(np.arange(1, n + 1)), 9, "0"))
+    gpa = pa.array(od.gp)
+    em = pc.if_else(pa.array(od.use_typo & P.typo[od.gp]), P.email2.take(gpa), P.email.take(gpa))
+    t = pa.table({
+        "order_id": ids,
+        "ordered_at": cal.ts(od.day, od.sec, "local"),
+        "order_total": _money(od.total),
+        "account_id": _null_where(P.account_id.take(gpa), ~od.acct),
+        "email": _null_where(_email_fmt(em, od.email_fmt), ~od.has_email),
+        "phone": _null_where(_phone_fmt(P.phone[od.gp], od.phone_fmt), ~od.has_phone),
+        "status": _lut(["completed", "cancelled", "returned"], od.status),
+        "channel": _lut(V.ONLINE_CHANNELS, od.chn),
+        "discount_total": _money(od.disc),
+        "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
+        "currency": pa.array(np.full(n, CURRENCY)).cast(_STR),
+        "region": _lut([c[1] for c in V.CITIES], P.city[od.gp]),
+        "device_id": _device(od.dev, P.seed),
+    })
+    emit("online_orders", t, od.day, person=od.gp,
+         id_cols=(("account_id", "account_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
+         record_col="order_id")
+    L = od.lines
+    lt = pa.table({
+        "order_id": ids.take(pa.array(lord)),
+        "sku": K.sku.take(pa.array(L.sku[lo])),
+        "quantity": _s(L.qty[lo]),
+        "unit_price": _money(L.price[lo]),
+        "line_no": _s(L.line_no[lo]),
+    })
+    emit("online_order_lines", lt, od.day[lord])
+
+
+def _emit_store(emit, chunks, P, K, ST, cal):
+    od = _concat(chunks, "store", ("gp", "day", "sec", "sub", "disc", "code", "total", "store", "card", "phone_kind",
+                                  "is_ret", "phone_fmt"))
+    o, lord, lo = _sorted_orders(od)
+    for a in list(vars(od)):
+        if a != "lines":
+            setattr(od, a, getattr(od, a)[o])
+    n = len(od.gp)
+    ids = _j("T", pc.utf8_lpad(_s(np.arange(1, n + 1)), 10, "0"))
+    gpa = pa.array(od.gp)
+    ph = _phone_fmt(P.phone[od.gp], od.phone_fmt)
+    ph = pc.if_else(pa.array(od.phone_kind == 2), pa.array(ST.placeholder[od.store], _STR), ph)
+    t = pa.table({
+        "transaction_id": ids,
+        "store_id": _store_id(od.store),
+        "transacted_at": cal.ts(od.day, od.sec, "utc_naive"),
+        "total": _money(od.total),
+        "member_card_id": _null_where(P.card_id.take(gpa), ~od.card),
+        "phone": _null_where(ph, od.phone_kind == 0),
+        "discount_total": _money(od.disc),
+        "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
+        "is_return": _bool_str(od.is_ret, "true", "false"),
+    })
+    emit("pos_transactions", t, od.day, person=od.gp,
+         id_cols=(("member_card_id", "member_card_id"), ("phone", "phone")), record_col="transaction_id")
+    L = od.lines
+    lt = pa.table({
+        "transaction_id": ids.take(pa.array(lord)),
+        "sku": K.sku.take(pa.array(L.sku[lo])),
+        "quantity": _s(L.qty[lo]),
+        "unit_price": _money(L.price[lo]),
+        "line_no": _s(L.line_no[lo]),
+    })
+    emit("pos_lines", lt, od.day[lord])
+
+
+def _emit_events(emit, chunks, P, K, cal, seed):
+    parts = [c["events"] for c in chunks]
+    E = SimpleNamespace(**{a: np.concatenate([getattr(p, a) for p in parts]) for a in ("gp", "day", "sec", "etype", "sku", "dev", "login", "chn")})
+    E.skey = np.concatenate([p.sess.astype(np.int64) + (np.int64(p.lo) << 26) for p in parts])
+    for p in parts:
+        del p.sess
+    o = np.lexsort((E.skey, E.sec, E.day))
+    for a in list(vars(E)):
+        setattr(E, a, getattr(E, a)[o])
+    n = len(E.gp)
+    gp0 = np.maximum(E.gp, 0)
+    t = pa.table({
+        "event_id": _j("E", pc.utf8_lpad(_s(np.arange(1, n + 1)), 11, "0")),
+        "occurred_at": cal.ts(E.day, E.sec, "local_ms"),
+        "event_type": _lut(V.EVENT_TYPES, E.etype),
+        "device_id": _device(E.dev, seed),
+        "account_id": _null_where(P.account_id.take(pa.array(gp0)), ~E.login),
+        "sku": _null_where(K.sku.take(pa.array(np.maximum(E.sku, 0))), E.sku < 0),
+        "session_id": _j("s", _hex(_mix64(E.skey.astype(np.uint64) ^ np.uint64(seed)), 12)),
+        "channel": _lut(V.ONLINE_CHANNELS, E.chn),
+    })
+    emit("web_events", t, E.day, person=E.gp, id_cols=(("device_id", "device_id"), ("account_id", "account_id")),
+         record_col="event_id")
+
+
+# ----------------------------------------------------------------------------- truth
+
+
+def _write_truth(truth: Path, P, K, cal, future, ident, records, seed):
+    N = P.N
+    pid = _pid(P.idx)
+    kinds = np.array(["online_only", "store_only", "omni"])
+    ddate = pa.array((np.where(P.defect_day < (1 << 29), P.defect_day, 0) + cal.start_epoch).astype(np.int32), pa.date32())
+    react = P.react_day < cal.T
+    rate_year = P.rate * 365
+    q = np.quantile(rate_year[rate_year > 0], [0.5, 0.9]) if (rate_year > 0).any() else np.array([1.0, 2.0])
+    segment = np.where(rate_year == 0, "prospect", np.where(rate_year >= q[1], "vip", np.where(rate_year >= q[0], "regular", "occasional")))
+    phone_changed = np.zeros(N, bool)
+    phone_changed[np.concatenate([P.acct_phone2, P.member_phone2])] = True
+    persons = pa.table({
+        "person_id": pid,
+        "first_name": P.first_s, "last_name": P.last_s,
+        "birth_date": pa.array(P.birth.astype(np.int32), pa.date32()),
+        "city": _lut([c[0] for c in V.CITIES], P.city),
+        "postcode": _j(_lut([c[3] for c in V.CITIES], P.city), pc.utf8_lpad(_s(P.pc_suffix), 3, "0")),
+        "email": P.email, "email_typo_variant": P.email2,
+        "phone_e164": _j("+86", _s(P.phone)),
+        "second_phone_e164": _null_where(_j("+86", _s(P.phone2)), ~phone_changed),
+        "channel_type": pa.array(kinds[P.kind]),
+        "online_share": pa.array(P.online_share),
+        "has_account": pa.array(P.has_account), "is_member": pa.array(P.is_member), "is_guest": pa.array(P.guest),
+        "shares_no_identifier": pa.array(P.no_shared),
+        "household_id": _pid(np.where(P.household | np.isin(P.idx, P.leader[P.household]), P.leader, -1)),
+        "price_band": _lut(["budget", "mid", "premium"], P.band),
+        "top_category": _lut([c[0] for c in V.CATEGORIES], P.pref.argmax(axis=1)),
+        "segment": pa.array(segment),
+        "base_purchases_per_year": pa.array(np.round(rate_year, 3)),
+        "acquired_date": pa.array((P.acq + cal.start_epoch).astype(np.int32), pa.date32()),
+        "defect_day": pc.if_else(pa.array(P.defect_day < (1 << 29)), ddate, pa.scalar(None, pa.date32())),
+        "defect_mode": _null_where(pa.array(np.where(P.stop, "stop", "decay")), P.defect_day >= (1 << 29)),
+        "reactivated": pa.array(react),
+        "reactivation_day": pc.if_else(pa.array(react), pa.array((np.where(react, P.react_day, 0) + cal.start_epoch).astype(np.int32), pa.date32()), pa.scalar(None, pa.date32())),
+    })
+    pq.write_table(persons, truth / "persons.parquet", compression="zstd")
+    it = pa.concat_tables(ident)
+    it = it.group_by(["identifier_type", "value", "person"], use_threads=False).aggregate([])
+    o = pc.sort_indices(it, [("identifier_type", "ascending"), ("value", "ascending"), ("person", "ascending")])
+    it = it.take(o)
+    pq.write_table(pa.table({"identifier_type": it["identifier_type"], "value": it["value"],
+                             "person_id": _pid(it["person"].to_numpy())}), truth / "identifiers.parquet", compression="zstd")
+    srcs = sorted(records, key=lambda r: r[0])
+    with pq.ParquetWriter(truth / "records.parquet", pa.schema([("source", _STR), ("record_id", _STR), ("person_id", _STR)]),
+                          compression="zstd") as w:
+        for source, rt in srcs:
+            rt = rt.take(pc.sort_indices(rt, [("record_id", "ascending")]))
+            w.write_table(pa.table({"source": pa.array(np.full(rt.num_rows, source)).cast(_STR),
+                                    "record_id": rt["record_id"], "person_id": _pid(rt["person"].to_numpy())}))
+    fut = pa.table({
+        "person_id": pid,
+        "online_purchases": pa.array(future[:, 0].astype(np.int64)),
+        "store_purchases": pa.array(future[:, 1].astype(np.int64)),
+        "purchases": pa.array((future[:, 0] + future[:, 1]).astype(np.int64)),
+        "revenue": pa.array(np.round(future[:, 2] / 100, 2)),
+        "purchased_in_horizon": pa.array(future[:, 0] + future[:, 1] > 0),
+    })
+    pq.write_table(fut, truth / "future.parquet", compression="zstd")

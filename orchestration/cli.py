@@ -49,7 +49,7 @@ def generate(
         f"[green]generated[/] {customers:,} customers, {summary.start_date} → {summary.end_date} "
         f"in {summary.seconds:.1f}s"
     )
-    for source, rows in summary.row_counts.items():
+    for source, rows in summary.rows.items():
         console.print(f"  {source:<20} {rows:>12,} rows")
     console.print(f"landing: {summary.landing_dir}\ntruth:   {summary.truth_dir}")
 

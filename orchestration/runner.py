@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ def configure_environment(landing: Path, warehouse: Path) -> None:
     """Dagster resources and dbt's profile both read these; absolute so any cwd works."""
     os.environ["LANDING_DIR"] = str(landing.resolve())
     os.environ["DUCKDB_PATH"] = str(warehouse.resolve())
+    # `.venv/bin/cdp` runs without the venv on PATH; dbt (parse and build) must come from it.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -91,7 +96,10 @@ def run_pipeline(
     warehouse: Path,
     on_stage: Callable[[str, int, int], None] | None = None,
     on_result: Callable[[StageResult], None] | None = None,
+    include_downstream: bool = True,
 ) -> PipelineResult:
+    """Materialise ingestion for every date in ``landing``, then (unless
+    ``include_downstream`` is false) every other asset."""
     configure_environment(landing, warehouse)
     # Imported after the environment is set: definitions resolve EnvVars at run time, but
     # building them here keeps one code path for `dagster dev` and the CLI.
@@ -120,7 +128,7 @@ def run_pipeline(
             "dagster/asset_partition_range_end": dates[-1].isoformat(),
         }
         stages.append((f"raw/{source}", [dg.AssetKey(["raw", source])], tags))
-    if downstream:
+    if downstream and include_downstream:
         stages.append(("transform, score and plan", downstream, {}))
     results: list[StageResult] = []
     for index, (name, keys, tags) in enumerate(stages):

@@ -239,7 +239,14 @@ def _check_gzip(path: Path) -> None:
         raise UnreadableFileError(path, f"corrupt or truncated gzip stream ({exc})") from exc
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
+Malformed = list[tuple[int, str, str, str | None]]  # (line, reason, detail, record)
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [d[0] for d in con.execute(f"select * from {table} limit 0").description]
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malformed:
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
     rejects = f"_rejects_{uuid.uuid4().hex[:8]}"
@@ -247,7 +254,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
         con.execute(
             f"""
             create temp table {target} as
-            select *, row_number() over () as _record_number
+            select *, row_number() over () as _record_number, row_number() over () + 1 as _line_number
             from read_csv(?, header = true, delim = ',', quote = '"', escape = '"',
                           all_varchar = true, store_rejects = true,
                           rejects_table = '{rejects}', rejects_scan = '{rejects}_scan',
@@ -255,54 +262,45 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
             """,
             [str(path)],
         )
+        # DuckDB can log several errors for one line (a line short by three columns gives three
+        # MISSING COLUMNS entries); one line is one quarantined row, with its first error.
+        rejected = con.execute(
+            f"select distinct on (line) line, error_type, error_message, csv_line from {rejects} "
+            "order by line, byte_position"
+        ).fetchall()
+        con.execute(f"drop table if exists {rejects}; drop table if exists {rejects}_scan")
     except duckdb.Error as exc:
         raise UnreadableFileError(path, _short_error(exc)) from exc
-    headers = [c for c in _table_columns(con, "temp", target) if c != "_record_number"]
+    headers = [c for c in _columns_of(con, target) if c not in ("_record_number", "_line_number")]
     if headers == ["column0"] and con.execute(f"select count(*) from {target}").fetchone()[0] == 0:
-        _drop(con, rejects, f"{rejects}_scan")
         raise UnreadableFileError(path, "file is empty (no header row)")
-    # DuckDB can log several errors for one line (a line short by three columns gives three
-    # MISSING COLUMNS entries); one line is one quarantined row, with its first error.
-    rejected = con.execute(
-        f"select distinct on (line) line, error_type, error_message, csv_line from {rejects} "
-        "order by line, byte_position"
-    ).fetchall()
-    _drop(con, rejects, f"{rejects}_scan")
     _rename_headers(con, path, target, headers)
-    valid_rows = con.execute(f"select count(*) from {target}").fetchone()[0]
+    if not rejected:
+        return []
     # Physical line of each record: header is line 1 and rejected lines are skipped by
     # the reader, so the k-th kept record sits on the k-th line that was not rejected.
-    # (Exact unless a quoted field spans lines; then it is the record's ordinal + 1.)
-    con.execute(f"alter table {target} add column _line_number bigint")
-    if rejected:
-        reject_lines = [r[0] for r in rejected]
-        con.execute(
-            f"""
-            update {target} set _line_number = kept.line
-            from (
-                select line, row_number() over (order by line) as k
-                from range(2, {valid_rows + len(reject_lines) + 2}) as r(line)
-                where line not in (select unnest(?::bigint[]))
-            ) as kept
-            where {target}._record_number = kept.k
-            """,
-            [reject_lines],
-        )
-        con.execute(
-            f"create temp table {target}_malformed as "
-            "select * from (values " + ", ".join(["(?, ?, ?, ?)"] * len(rejected)) + ") "
-            "as t(_line_number, reason, detail, record)",
-            [
-                v
-                for line, etype, message, raw in rejected
-                for v in (line, "malformed_row:" + re.sub(r"\W+", "_", str(etype).lower()), message, _truncate(raw))
-            ],
-        )
-    else:
-        con.execute(f"update {target} set _line_number = _record_number + 1")
+    # (Exact unless a quoted field spans lines or blank lines are skipped.)
+    reject_lines = [r[0] for r in rejected]
+    valid_rows = con.execute(f"select count(*) from {target}").fetchone()[0]
+    con.execute(
+        f"""
+        update {target} set _line_number = kept.line
+        from (
+            select line, row_number() over (order by line) as k
+            from range(2, {valid_rows + len(reject_lines) + 2}) as r(line)
+            where line not in (select unnest(?::bigint[]))
+        ) as kept
+        where {target}._record_number = kept.k
+        """,
+        [reject_lines],
+    )
+    return [
+        (line, "malformed_row:" + re.sub(r"\W+", "_", str(etype).lower()), message, _truncate(raw))
+        for line, etype, message, raw in rejected
+    ]
 
 
-def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
+def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malformed:
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
     lines = f"{target}_lines"
@@ -310,7 +308,8 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None
         con.execute(
             f"""
             create temp table {lines} as
-            select line, row_number() over () as _line_number
+            select line, row_number() over () as _line_number,
+                   coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false) as is_object
             from read_csv(?, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\x1f',
                           quote = '', escape = '', auto_detect = false,
                           max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8')
@@ -319,68 +318,66 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None
         )
     except duckdb.Error as exc:
         raise UnreadableFileError(path, _short_error(exc)) from exc
-    is_object = "coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
-    total, parsed = con.execute(
-        f"""select count(*) filter (where line is not null),
-                   count(*) filter (where {is_object})
-            from {lines}"""
-    ).fetchone()
-    if total == 0:
-        raise UnreadableFileError(path, "file is empty (no JSON lines)")
-    if parsed == 0:
-        raise UnreadableFileError(path, "no line is a JSON object; is this a JSON Lines file?")
-    keys = [
-        r[0]
-        for r in con.execute(
-            f"""select distinct unnest(case when {is_object} then json_keys(line) end) as k from {lines}
-                where {is_object} order by k"""
+    try:
+        total, parsed = con.execute(
+            f"select count(*) filter (where line is not null), count(*) filter (where is_object) from {lines}"
+        ).fetchone()
+        if total == 0:
+            raise UnreadableFileError(path, "file is empty (no JSON lines)")
+        if parsed == 0:
+            raise UnreadableFileError(path, "no line is a JSON object; is this a JSON Lines file?")
+        keys = [
+            r[0]
+            for r in con.execute(
+                f"""select distinct unnest(case when is_object then json_keys(line) end) as k from {lines}
+                    where is_object order by k"""
+            ).fetchall()
+        ]
+        select = ", ".join(
+            f"json_extract_string(line, {_sql_string('$.' + _json_path_key(k))}) as {_quote(k)}" for k in keys
+        )
+        con.execute(
+            f"""
+            create temp table {target} as
+            select {select}, row_number() over (order by _line_number) as _record_number, _line_number
+            from {lines}
+            where is_object
+            """
+        )
+        malformed = con.execute(
+            f"""
+            select _line_number, 'malformed_row:not_a_json_object', 'line is not a JSON object',
+                   left(line, {QUARANTINE_VALUE_CHARS})
+            from {lines}
+            where line is not null and trim(line) <> '' and not is_object
+            order by _line_number
+            """
         ).fetchall()
-    ]
-    select = ", ".join(
-        f"json_extract_string(line, {_sql_string('$.' + _json_path_key(k))}) as {_quote(k)}" for k in keys
-    )
-    con.execute(
-        f"""
-        create temp table {target} as
-        select {select}, row_number() over (order by _line_number) as _record_number, _line_number
-        from {lines}
-        where {is_object}
-        """
-    )
-    con.execute(
-        f"""
-        create temp table {target}_malformed as
-        select _line_number, 'malformed_row:not_a_json_object' as reason,
-               'line is not a JSON object' as detail, left(line, {QUARANTINE_VALUE_CHARS}) as record
-        from {lines}
-        where line is not null and trim(line) <> ''
-          and not {is_object}
-        """
-    )
-    _drop(con, lines)
+    finally:
+        _drop(con, lines)
     _rename_headers(con, path, target, keys)
+    return malformed
 
 
-def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> None:
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malformed:
     try:
         names = [
             r[0] for r in con.execute("select name from parquet_schema(?) where num_children is null", [str(path)]).fetchall()
         ]
         casts = ", ".join(f"cast({_quote(n)} as varchar) as {_quote(n)}" for n in names)
+        # Parquet has no lines; the row's position in the file (1-based) is the closest thing.
         con.execute(
             f"""
             create temp table {target} as
-            select {casts}, row_number() over () as _record_number
+            select {casts}, row_number() over () as _record_number, row_number() over () as _line_number
             from read_parquet(?)
             """,
             [str(path)],
         )
     except duckdb.Error as exc:
         raise UnreadableFileError(path, _short_error(exc)) from exc
-    con.execute(f"alter table {target} add column _line_number bigint")
-    # Parquet has no lines; the row's position in the file (1-based) is the closest thing.
-    con.execute(f"update {target} set _line_number = _record_number")
     _rename_headers(con, path, target, names)
+    return []
 
 
 def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, headers: Sequence[str]) -> None:
@@ -402,26 +399,26 @@ def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, hea
             con.execute(f"alter table {target} rename column {_quote(header)} to {_quote(cleaned)}")
 
 
-def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target: str) -> list[str]:
-    """Read one landing file into temp table ``target`` (all values as text) and a
-    ``<target>_malformed`` table of structurally broken lines. Returns its columns."""
+def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target: str) -> tuple[list[str], Malformed]:
+    """Read one landing file into temp table ``target`` (all values as text, plus
+    ``_record_number`` and ``_line_number``). Returns its columns and its structurally
+    broken lines; raises :class:`UnreadableFileError` when nothing sensible can be read."""
     if path.stat().st_size == 0:
         raise UnreadableFileError(path, "file is empty (0 bytes)")
     fmt = file_format(path.name)
-    con.execute(f"create temp table {target}_malformed (_line_number bigint, reason varchar, detail varchar, record varchar)")
-    if fmt == "csv":
-        con.execute(f"drop table {target}_malformed")
-        _read_csv(con, path, target)
-        if not _table_exists(con, f"{target}_malformed"):
-            con.execute(f"create temp table {target}_malformed (_line_number bigint, reason varchar, detail varchar, record varchar)")
-    elif fmt == "jsonl":
-        con.execute(f"drop table {target}_malformed")
-        _read_jsonl(con, path, target)
-    elif fmt == "parquet":
-        _read_parquet(con, path, target)
-    else:
-        raise UnreadableFileError(path, "unsupported file type (expected .csv, .csv.gz, .parquet or .jsonl)")
-    columns = [c for c in _table_columns(con, "temp", target) if c not in ("_record_number", "_line_number")]
+    try:
+        if fmt == "csv":
+            malformed = _read_csv(con, path, target)
+        elif fmt == "jsonl":
+            malformed = _read_jsonl(con, path, target)
+        elif fmt == "parquet":
+            malformed = _read_parquet(con, path, target)
+        else:
+            raise UnreadableFileError(path, "unsupported file type (expected .csv, .csv.gz, .parquet or .jsonl)")
+    except duckdb.Error as exc:
+        # Anything DuckDB refuses while reading (a NUL header, say) is a file-level problem.
+        raise UnreadableFileError(path, _short_error(exc)) from exc
+    columns = [c for c in _columns_of(con, target) if c not in ("_record_number", "_line_number")]
     missing = [name for name in source.required if name not in columns]
     if missing:
         raise UnreadableFileError(
@@ -429,13 +426,11 @@ def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target
             f"missing required column(s) {', '.join(missing)} for source {source.name} "
             f"(found: {', '.join(columns) or 'none'})",
         )
-    data_rows = con.execute(f"select count(*) from {target}").fetchone()[0]
-    malformed_rows = con.execute(f"select count(*) from {target}_malformed").fetchone()[0]
-    if malformed_rows and data_rows == 0:
+    if malformed and con.execute(f"select count(*) from {target}").fetchone()[0] == 0:
         raise UnreadableFileError(
-            path, f"no line could be parsed ({malformed_rows} malformed); wrong delimiter, encoding or binary content?"
+            path, f"no line could be parsed ({len(malformed)} malformed); wrong delimiter, encoding or binary content?"
         )
-    return columns
+    return columns, malformed
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -556,270 +551,267 @@ def reason_expressions(source: Source, present: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------- loading
 
 
+@dataclass
+class _Planned:
+    """A partition to (re)load, with the files that will be read."""
+
+    partition_date: dt.date
+    files: list[LandedFile]
+    result: PartitionResult
+
+
 def load_partitions(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path | str,
     source_name: str,
     dates: Iterable[dt.date],
     run_id: str = "",
+    chunk_bytes: int = 256 * 1024 * 1024,
 ) -> list[PartitionResult]:
     """Load every given date partition of one source; see the module docstring.
+
+    Partitions are processed in chunks of about ``chunk_bytes`` of files: each chunk is
+    validated with one set-based query and committed in one transaction, so a year of daily
+    folders costs a few queries per file rather than per row or per rule.
 
     Unreadable files do not stop the other partitions: their partition is left as it was
     and reported with status ``failed``. Callers decide whether that fails the run.
     """
     source = SOURCES[source_name]
+    root = Path(landing_dir)
     con.execute("set TimeZone = 'UTC'")
     ensure_tables(con, source)
-    results = []
+    ledger_rows = con.execute(
+        f"select partition_date, file_path, file_sha256 from {LEDGER_TABLE} where source = ?", [source.name]
+    ).fetchall()
+    ledger: dict[dt.date, set[tuple[str, str]]] = {}
+    sha_dates: dict[str, set[dt.date]] = {}
+    for partition_date, path, digest in ledger_rows:
+        ledger.setdefault(partition_date, set()).add((path, digest))
+        sha_dates.setdefault(digest, set()).add(partition_date)
+
+    results: list[PartitionResult] = []
+    planned: list[_Planned] = []
+    claimed: set[str] = set()  # content read earlier in this call, under another date
     for partition_date in dates:
-        results.append(_load_partition(con, Path(landing_dir), source, partition_date, run_id))
+        result = PartitionResult(source.name, partition_date, status="unchanged")
+        results.append(result)
+        files = describe_files(root, source.name, partition_date)
+        known = ledger.get(partition_date, set())
+        if not files and not known:
+            result.status = "empty"
+            continue
+        # Content already loaded under another name or date is not loaded again: exporters resend.
+        to_load: list[LandedFile] = []
+        skipped: list[str] = []
+        seen_here: set[str] = set()
+        for f in files:
+            elsewhere = sha_dates.get(f.sha256, set()) - {partition_date}
+            if elsewhere or f.sha256 in seen_here or f.sha256 in claimed:
+                skipped.append(f.relative_path)
+                continue
+            seen_here.add(f.sha256)
+            to_load.append(f)
+        result.files_skipped_duplicate = skipped
+        # Unchanged means: the files that would load now are exactly those the ledger holds
+        # (resent copies are never in the ledger, so they must not count as a change).
+        if known and {(f.relative_path, f.sha256) for f in to_load} == known:
+            continue
+        claimed |= seen_here
+        planned.append(_Planned(partition_date, to_load, result))
+
+    chunk: list[_Planned] = []
+    size = 0
+    for plan in planned:
+        chunk.append(plan)
+        size += sum(f.size_bytes for f in plan.files)
+        if size >= chunk_bytes or len(chunk) >= 120:
+            _load_chunk(con, source, chunk, run_id)
+            chunk, size = [], 0
+    if chunk:
+        _load_chunk(con, source, chunk, run_id)
     return results
 
 
-def _load_partition(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, source: Source, partition_date: dt.date, run_id: str
-) -> PartitionResult:
-    files = describe_files(landing_dir, source.name, partition_date)
-    result = PartitionResult(source.name, partition_date, status="unchanged")
-    ledger = {
-        (path, digest)
-        for path, digest in con.execute(
-            f"select file_path, file_sha256 from {LEDGER_TABLE} where source = ? and partition_date = ?",
-            [source.name, partition_date],
-        ).fetchall()
-    }
-    if not files and not ledger:
-        result.status = "empty"
-        return result
-
-    # Content already loaded under another name or date is not loaded again: exporters resend.
-    elsewhere = {
-        digest
-        for (digest,) in con.execute(
-            f"select file_sha256 from {LEDGER_TABLE} where source = ? and partition_date <> ?",
-            [source.name, partition_date],
-        ).fetchall()
-    }
-    to_load: list[LandedFile] = []
-    skipped: list[str] = []
-    seen_here: set[str] = set()
-    for f in files:
-        if f.sha256 in elsewhere or f.sha256 in seen_here:
-            skipped.append(f.relative_path)
-            continue
-        seen_here.add(f.sha256)
-        to_load.append(f)
-    # Unchanged means: the files that would load now are exactly those the ledger holds
-    # (resent copies are never in the ledger, so they must not count as a change).
-    if ledger and {(f.relative_path, f.sha256) for f in to_load} == ledger:
-        return result
-    result.files_skipped_duplicate = skipped
-
+def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: list[_Planned], run_id: str) -> None:
     batch = f"_batch_{uuid.uuid4().hex[:10]}"
     temp_tables: list[str] = []
+    reads: list[tuple[_Planned, LandedFile, str, list[str], Malformed]] = []
     try:
-        parts: list[tuple[LandedFile, str, list[str]]] = []
-        for index, f in enumerate(to_load):
-            target = f"{batch}_{index}"
-            temp_tables += [target, f"{target}_malformed"]
+        for plan in chunk:
+            plan_reads = []
             try:
-                columns = read_file(con, source, f.path, target)
-            except duckdb.Error as exc:
-                # e.g. a header of NUL bytes that DuckDB cannot rename: still this file's fault,
-                # so its partition fails instead of the error escaping and stopping the run.
-                raise UnreadableFileError(f.path, _short_error(exc)) from exc
-            parts.append((f, target, columns))
+                for f in plan.files:
+                    target = f"{batch}_{len(temp_tables)}"
+                    temp_tables.append(target)
+                    columns, malformed = read_file(con, source, f.path, target)
+                    plan_reads.append((plan, f, target, columns, malformed))
+            except UnreadableFileError as exc:
+                plan.result.status = "failed"
+                plan.result.error = str(exc)
+                plan.result.files_skipped_duplicate = []
+                continue
+            reads.extend(plan_reads)
+        loadable = [p for p in chunk if p.result.status != "failed"]
+        if not loadable:
+            return
         con.execute("begin transaction")
         try:
-            _replace_partition(con, source, partition_date, parts, run_id, result)
+            _replace_partitions(con, source, loadable, reads, batch, run_id)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
-    except UnreadableFileError as exc:
-        result.status = "failed"
-        result.error = str(exc)
-        return result
+        for plan in loadable:
+            plan.result.status = "loaded"
+            plan.result.files_loaded = len(plan.files)
     finally:
-        _drop(con, *temp_tables, f"{batch}_all")
-    result.status = "loaded"
-    result.files_loaded = len(parts)
-    return result
+        _drop(con, *temp_tables, f"{batch}_all", f"{batch}_checked", f"{batch}_malformed")
 
 
-def _replace_partition(
+def _replace_partitions(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    partition_date: dt.date,
-    parts: list[tuple[LandedFile, str, list[str]]],
+    plans: list[_Planned],
+    reads: list[tuple[_Planned, LandedFile, str, list[str], Malformed]],
+    batch: str,
     run_id: str,
-    result: PartitionResult,
 ) -> None:
-    con.execute(f"delete from raw.{source.name} where _partition_date = ?", [partition_date])
+    dates = [p.partition_date for p in plans]
+    con.execute(f"delete from raw.{source.name} where _partition_date in (select unnest(?::date[]))", [dates])
     con.execute(
-        f"delete from {QUARANTINE_TABLE} where source = ? and partition_date = ?", [source.name, partition_date]
+        f"delete from {QUARANTINE_TABLE} where source = ? and partition_date in (select unnest(?::date[]))",
+        [source.name, dates],
     )
-    con.execute(f"delete from {LEDGER_TABLE} where source = ? and partition_date = ?", [source.name, partition_date])
+    con.execute(
+        f"delete from {LEDGER_TABLE} where source = ? and partition_date in (select unnest(?::date[]))",
+        [source.name, dates],
+    )
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if not reads:
+        return
+    files = {index: f for index, (_, f, _, _, _) in enumerate(reads)}
+    # One table for the whole chunk; _file_index orders files of a date by name, so the first
+    # file wins when two files of one date carry the same key.
+    union = " union all by name ".join(
+        f"select *, {index}::integer as _file_index, ?::date as _partition_date from {target}"
+        for index, (_, _, target, _, _) in enumerate(reads)
+    )
+    con.execute(
+        f"create temp table {batch}_all as {union}",
+        [plan.partition_date for plan, _, _, _, _ in reads],
+    )
+    columns = sorted({c for _, _, _, cols, _ in reads for c in cols}, key=lambda c: (source.column(c) is None, c))
     raw_columns = set(_table_columns(con, "raw", source.name))
-    for landed, target, columns in parts:
-        for extra in columns:
-            if extra not in raw_columns and source.column(extra) is None:
-                con.execute(f"alter table raw.{source.name} add column {_quote(extra)} varchar")
-                raw_columns.add(extra)
-        counts = _load_one_file(con, source, partition_date, landed, target, columns, run_id, loaded_at)
-        result.rows_loaded += counts[0]
-        result.rows_quarantined += counts[1]
-        result.quarantine_reasons.update(counts[2])
-        con.execute(
-            f"insert into {LEDGER_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                source.name,
-                partition_date,
-                landed.relative_path,
-                landed.sha256,
-                landed.size_bytes,
-                counts[0],
-                counts[1],
-                loaded_at,
-                run_id,
-            ],
-        )
-    _quarantine_cross_file_duplicates(con, source, partition_date, result)
+    for extra in columns:
+        if extra not in raw_columns and source.column(extra) is None:
+            con.execute(f"alter table raw.{source.name} add column {_quote(extra)} varchar")
 
-
-def _load_one_file(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    partition_date: dt.date,
-    landed: LandedFile,
-    target: str,
-    columns: list[str],
-    run_id: str,
-    loaded_at: dt.datetime,
-) -> tuple[int, int, Counter[str]]:
     checks = reason_expressions(source, columns)
     key = [k for k in source.key if k in columns]
     has_key = len(key) == len(source.key)
     key_not_null = " and ".join(f"{_blank_to_null(k)} is not null" for k in key) if has_key else "false"
     key_partition = ", ".join(_blank_to_null(k) for k in key) if has_key else "1"
-    typed = [
-        f"{parse_expression(c)} as {_quote(c.name)}" for c in source.columns if c.name in columns
-    ]
-    extras = [_quote(c) for c in columns if source.column(c) is None]
-    record_json = "json_object(" + ", ".join(
-        f"{_sql_string(c)}, left({_quote(c)}, {QUARANTINE_VALUE_CHARS})" for c in columns
-    ) + ")"
-    checked = f"{target}_checked"
     con.execute(
         f"""
-        create temp table {checked} as
+        create temp table {batch}_checked as
         with reasons as (
             select *, list_filter([{', '.join(checks) or 'null'}], r -> r is not null) as _reasons
-            from {target}
+            from {batch}_all
         ),
         ranked as (
             select *,
                 case when len(_reasons) = 0 and {key_not_null}
-                     then row_number() over (partition by (len(_reasons) = 0 and {key_not_null}), {key_partition}
-                                             order by _record_number)
+                     then row_number() over (
+                        partition by (len(_reasons) = 0 and {key_not_null}), _partition_date, {key_partition}
+                        order by _file_index, _record_number)
                 end as _key_rank
             from reasons
         )
-        select *,
-            case when _key_rank > 1 then ['duplicate_key'] else _reasons end as _final_reasons
+        select *, case when _key_rank > 1 then ['duplicate_key'] else _reasons end as _final_reasons
         from ranked
         """
     )
-    try:
-        metadata_values = [partition_date, landed.relative_path, landed.sha256, loaded_at, run_id]
-        con.execute(
-            f"""
-            insert into raw.{source.name} by name
-            select {', '.join(typed + extras)},
-                   ?::date as _partition_date, ? as _source_file, ? as _file_sha256,
-                   _record_number, _line_number, ?::timestamp as _loaded_at, ? as _run_id
-            from {checked}
-            where len(_final_reasons) = 0
-            """,
-            metadata_values,
-        )
-        quarantine_values = [source.name, partition_date, landed.relative_path, landed.sha256]
-        con.execute(
-            f"""
-            insert into {QUARANTINE_TABLE}
-            select ?, ?::date, ?, ?, _line_number, _record_number,
-                   array_to_string(_final_reasons, '; '), null, {record_json}::varchar, ?::timestamp, ?
-            from {checked}
-            where len(_final_reasons) > 0
-            """,
-            [*quarantine_values, loaded_at, run_id],
-        )
-        con.execute(
-            f"""
-            insert into {QUARANTINE_TABLE}
-            select ?, ?::date, ?, ?, _line_number, null, reason, detail, record, ?::timestamp, ?
-            from {target}_malformed
-            """,
-            [*quarantine_values, loaded_at, run_id],
-        )
-        reasons = Counter(
-            dict(
-                con.execute(
-                    f"""
-                    select reason, count(*) from (
-                        select unnest(_final_reasons) as reason from {checked}
-                        union all
-                        select reason from {target}_malformed
-                    ) group by reason
-                    """
-                ).fetchall()
-            )
-        )
-        valid, bad = con.execute(
-            f"select count(*) filter (where len(_final_reasons) = 0), count(*) filter (where len(_final_reasons) > 0) "
-            f"from {checked}"
-        ).fetchone()
-        bad += con.execute(f"select count(*) from {target}_malformed").fetchone()[0]
-    finally:
-        _drop(con, checked)
-    return valid, bad, reasons
-
-
-def _quarantine_cross_file_duplicates(
-    con: duckdb.DuckDBPyConnection, source: Source, partition_date: dt.date, result: PartitionResult
-) -> None:
-    """Two files of one date may carry the same key (an export split and re-sent with
-    overlap). The first file in name order wins; later copies move to quarantine."""
-    if not source.key:
-        return
-    key_columns = ", ".join(_quote(k) for k in source.key)
-    key_not_null = " and ".join(f"{_quote(k)} is not null" for k in source.key)
-    duplicates = con.execute(
+    file_table = "(values " + ", ".join(f"({i}, ?, ?)" for i in files) + ") as f(_file_index, _source_file, _file_sha256)"
+    file_params = [v for f in files.values() for v in (f.relative_path, f.sha256)]
+    typed = [f"{parse_expression(c)} as {_quote(c.name)}" for c in source.columns if c.name in columns]
+    extras = [_quote(c) for c in columns if source.column(c) is None]
+    con.execute(
         f"""
-        select rowid from (
-            select rowid, row_number() over (partition by {key_columns} order by _source_file, _record_number) as rank
-            from raw.{source.name}
-            where _partition_date = ? and {key_not_null}
-        ) where rank > 1
+        insert into raw.{source.name} by name
+        select {', '.join(typed + extras)},
+               c._partition_date, f._source_file, f._file_sha256, c._record_number, c._line_number,
+               ?::timestamp as _loaded_at, ? as _run_id
+        from {batch}_checked as c join {file_table} using (_file_index)
+        where len(c._final_reasons) = 0
         """,
-        [partition_date],
-    ).fetchall()
-    if not duplicates:
-        return
-    rowids = [r[0] for r in duplicates]
+        [loaded_at, run_id, *file_params],
+    )
+    record_json = "json_object(" + ", ".join(
+        f"{_sql_string(c)}, left(c.{_quote(c)}, {QUARANTINE_VALUE_CHARS})" for c in columns
+    ) + ")"
     con.execute(
         f"""
         insert into {QUARANTINE_TABLE}
-        select ?, _partition_date, _source_file, _file_sha256, _line_number, _record_number,
-               'duplicate_key', 'same key in an earlier file of this date', to_json(r)::varchar, _loaded_at, _run_id
-        from raw.{source.name} as r
-        where rowid in (select unnest(?::bigint[]))
+        select ?, c._partition_date, f._source_file, f._file_sha256, c._line_number, c._record_number,
+               array_to_string(c._final_reasons, '; '),
+               case when c._final_reasons = ['duplicate_key'] then 'same key earlier in this date' end,
+               {record_json}::varchar, ?::timestamp, ?
+        from {batch}_checked as c join {file_table} using (_file_index)
+        where len(c._final_reasons) > 0
         """,
-        [source.name, rowids],
+        # Placeholders bind in text order: the select list comes before the file table.
+        [source.name, loaded_at, run_id, *file_params],
     )
-    con.execute(f"delete from raw.{source.name} where rowid in (select unnest(?::bigint[]))", [rowids])
-    result.rows_loaded -= len(rowids)
-    result.rows_quarantined += len(rowids)
-    result.quarantine_reasons["duplicate_key"] += len(rowids)
+    malformed_rows = [
+        (index, *row) for index, (_, _, _, _, malformed) in enumerate(reads) for row in malformed
+    ]
+    if malformed_rows:
+        con.execute(
+            f"create temp table {batch}_malformed (_file_index integer, _line_number bigint, reason varchar, "
+            "detail varchar, record varchar)"
+        )
+        con.executemany(f"insert into {batch}_malformed values (?, ?, ?, ?, ?)", malformed_rows)
+        con.execute(
+            f"""
+            insert into {QUARANTINE_TABLE}
+            select ?, d._partition_date, f._source_file, f._file_sha256, m._line_number, null,
+                   m.reason, m.detail, m.record, ?::timestamp, ?
+            from {batch}_malformed as m
+            join {file_table} using (_file_index)
+            join (values {', '.join(f'({i}, ?::date)' for i in files)}) as d(_file_index, _partition_date) using (_file_index)
+            """,
+            [source.name, loaded_at, run_id, *file_params, *[plan.partition_date for plan, _, _, _, _ in reads]],
+        )
+
+    # Per-file and per-partition accounting, for the ledger and the asset metadata.
+    per_file = dict.fromkeys(files, (0, 0))
+    for index, valid, bad in con.execute(
+        f"""select _file_index, count(*) filter (where len(_final_reasons) = 0),
+                   count(*) filter (where len(_final_reasons) > 0)
+            from {batch}_checked group by _file_index"""
+    ).fetchall():
+        per_file[index] = (valid, bad)
+    for index, (_, _, _, _, malformed) in enumerate(reads):
+        valid, bad = per_file[index]
+        per_file[index] = (valid, bad + len(malformed))
+    reasons_by_file: dict[int, Counter[str]] = {}
+    for index, reason, n in con.execute(
+        f"""select _file_index, reason, count(*) from (
+                select _file_index, unnest(_final_reasons) as reason from {batch}_checked
+            ) group by all"""
+    ).fetchall():
+        reasons_by_file.setdefault(index, Counter())[reason] += n
+    for index, (_, _, _, _, malformed) in enumerate(reads):
+        for _, reason, _, _ in malformed:
+            reasons_by_file.setdefault(index, Counter())[reason] += 1
+    for index, (plan, landed, _, _, _) in enumerate(reads):
+        valid, bad = per_file[index]
+        plan.result.rows_loaded += valid
+        plan.result.rows_quarantined += bad
+        plan.result.quarantine_reasons.update(reasons_by_file.get(index, Counter()))
+        con.execute(
+            f"insert into {LEDGER_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [source.name, plan.partition_date, landed.relative_path, landed.sha256, landed.size_bytes,
+             valid, bad, loaded_at, run_id],
+        )

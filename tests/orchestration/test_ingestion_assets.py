@@ -28,7 +28,7 @@ def _materialize(instance: dg.DagsterInstance, key: dg.AssetKey, max_share: floa
         resources=dict(definitions.resources),
         instance=instance,
         tags=tags,
-        run_config={"ops": {op_name: {"config": {"max_quarantine_share": max_share}}}},
+        run_config={"ops": {op_name: {"config": {"max_quarantine_share": max_share, "min_quarantined_rows": 1}}}},
         raise_on_error=False,
     )
 

@@ -29,6 +29,9 @@ class IngestionConfig(dg.Config):
     max_quarantine_share: float = 0.05
     """The blocking check fails when more than this share of landed rows was quarantined:
     a few bad rows are normal, a third of a file is a broken export worth stopping for."""
+    min_quarantined_rows: int = 10
+    """...and at least this many rows were quarantined: 2 bad rows of a 22-row store list
+    is 9% but not a broken pipeline."""
 
 
 def _dates_in_range(context: dg.AssetExecutionContext, landing: LandingZone, source: str) -> list[dt.date]:
@@ -119,6 +122,7 @@ columns typed (timestamps in UTC), unknown extra columns kept as text, plus `_pa
         frame, rows_in_batch = sample
         validation = validate_batch(source.name, frame, rows_in_batch=rows_in_batch) if rows_in_batch else None
         share = rows_quarantined / (rows_loaded + rows_quarantined) if rows_loaded + rows_quarantined else 0.0
+        rate_ok = share <= config.max_quarantine_share or rows_quarantined < config.min_quarantined_rows
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total_rows,
@@ -137,14 +141,15 @@ columns typed (timestamps in UTC), unknown extra columns kept as text, plus `_pa
                 _gx_check_result(validation),
                 dg.AssetCheckResult(
                     check_name="quarantine_rate",
-                    passed=share <= config.max_quarantine_share,
+                    passed=rate_ok,
                     metadata={
                         "quarantine_share": round(share, 6),
                         "limit": config.max_quarantine_share,
                         "rows_quarantined": rows_quarantined,
+                        "min_quarantined_rows": config.min_quarantined_rows,
                     },
                     description=None
-                    if share <= config.max_quarantine_share
+                    if rate_ok
                     else f"{share:.1%} of landed rows were quarantined (limit {config.max_quarantine_share:.0%}); "
                     "see quarantine.rejected_rows for the files and reasons.",
                 ),
