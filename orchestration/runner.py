@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,10 +44,6 @@ def configure_environment(landing: Path, warehouse: Path) -> None:
     """Dagster resources and dbt's profile both read these; absolute so any cwd works."""
     os.environ["LANDING_DIR"] = str(landing.resolve())
     os.environ["DUCKDB_PATH"] = str(warehouse.resolve())
-    # `.venv/bin/cdp` runs without the venv on PATH; dbt (parse and build) must come from it.
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 

@@ -1,9 +1,6 @@
 """All dbt models as Dagster assets, built with one `dbt build` (models and their tests)."""
 
-import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -34,15 +31,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: D
     yield from dbt.cli(["build"], context=context).stream()
 
 
-def _dbt_executable() -> str:
-    # `.venv/bin/cdp` runs without the venv on PATH; use the dbt installed beside this Python.
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
-
-
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[dbt_models],
-        resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=_dbt_executable())},
+        resources={"dbt": DbtCliResource(project_dir=dbt_project)},
     )
