@@ -101,7 +101,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     stem = f"foundation_c{args.customers}_d{args.days}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
-    lines = [f"| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
+    lines = ["| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
     lines += [f"| {r['stage']} | {r['seconds']} | {r['peak_rss_mb']} |" for r in results]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(report, indent=2))

@@ -119,7 +119,11 @@ def validate_batch(source_name: str, frame: pd.DataFrame, rows_in_batch: int | N
     items = _expectations(source_name, set(frame.columns))
     if not items:
         return summary
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    # Progress bars go to stderr once per metric: noise in asset logs and the CLI.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = (
         context.data_sources.add_pandas(f"landed_{source_name}")
         .add_dataframe_asset(source_name)
