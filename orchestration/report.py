@@ -94,7 +94,39 @@ def quarantine_section(con: duckdb.DuckDBPyConnection) -> Section | None:
     return Section("Quarantine", body, console)
 
 
-SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [raw_section, quarantine_section]
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+
+
+def customer_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    if not _exists(con, "marts", "dim_customers"):
+        return None
+    customers = con.execute("select count(*) from marts.dim_customers").fetchone()[0]
+    rows: list[tuple] = [("customers (one per person, the ONE_ID)", customers)]
+    columns = _columns(con, "marts", "dim_customers")
+    if "is_omnichannel" in columns:
+        omni = con.execute("select count(*) filter (where is_omnichannel) from marts.dim_customers").fetchone()[0]
+        rows.append(("shop both online and in store", f"{omni:,} ({omni / max(customers, 1):.1%})"))
+    if _exists(con, "marts", "fct_orders"):
+        total, attributed = con.execute(
+            "select count(*), count(customer_id) from marts.fct_orders"
+        ).fetchone()
+        rows.append(("orders and receipts", total))
+        rows.append(("attributed to a customer", f"{attributed:,} ({attributed / max(total, 1):.1%})"))
+    if _exists(con, "marts", "dim_customer_identifiers"):
+        identifiers = con.execute("select count(*) from marts.dim_customer_identifiers").fetchone()[0]
+        rows.append(("identifiers resolved", identifiers))
+    console = [f"  {label:<42} {_fmt(value)}" for label, value in rows]
+    return Section("Single customer view", _table(["", ""], rows), console)
+
+
+SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [raw_section, quarantine_section, customer_section]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
