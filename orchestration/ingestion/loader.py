@@ -580,6 +580,8 @@ def load_partitions(
     source = SOURCES[source_name]
     root = Path(landing_dir)
     con.execute("set TimeZone = 'UTC'")
+    # DuckDB's progress bar writes to stderr for long queries: noise in asset logs.
+    con.execute("set enable_progress_bar = false")
     ensure_tables(con, source)
     ledger_rows = con.execute(
         f"select partition_date, file_path, file_sha256 from {LEDGER_TABLE} where source = ?", [source.name]
