@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -74,7 +75,7 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
         def on_stage(name: str, index: int, total: int) -> None:
             progress.update(task, description=f"materialising {name}", completed=index, total=total)
 
-        def on_result(stage) -> None:  # noqa: ANN001 - StageResult, imported lazily
+        def on_result(stage) -> None:
             progress.advance(task)
             if stage.success:
                 loaded = stage.metadata.get("rows_loaded")
@@ -119,6 +120,8 @@ def demo(
 ) -> None:
     """Generate demo data, run the whole pipeline on it and write ``summary.html``."""
     generate(out=out, customers=customers, days=days, seed=seed, end_date=None, error_rate=0.002)
+    # The demo knows the truth behind its data, so identity quality is measured against it.
+    os.environ.setdefault("GROUND_TRUTH_DIR", str((out / "truth").resolve()))
     warehouse = out / "warehouse.duckdb"
     ok = _run(out / "landing", warehouse, out / "summary.html")
     if not ok:

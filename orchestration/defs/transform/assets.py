@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.transform.project import dbt_project
+from orchestration.defs.transform.project import dbt_project, dbt_resource
 from orchestration.defs.transform.translator import CdpDbtTranslator
 from orchestration.ingestion.contract import SOURCES
 from orchestration.ingestion.loader import ensure_tables
@@ -35,5 +35,5 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: D
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[dbt_models],
-        resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+        resources={"dbt": dbt_resource()},
     )

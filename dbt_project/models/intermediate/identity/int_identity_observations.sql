@@ -1,0 +1,182 @@
+-- Every identifier seen on a source record, the raw material of the identity graph.
+-- Accounts and members are read across all their versions (an old email still identifies
+-- the person); web events are reduced to their distinct (device, account) pairs first,
+-- because they outnumber every other source by far.
+with
+
+accounts as (
+
+    select * from {{ ref('stg_ecommerce__accounts') }}
+
+),
+
+members as (
+
+    select * from {{ ref('stg_loyalty__members') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_ecommerce__orders') }}
+
+),
+
+receipts as (
+
+    select * from {{ ref('stg_pos__transactions') }}
+
+),
+
+web_events as (
+
+    select * from {{ ref('stg_web__events') }}
+
+),
+
+account_rows as (
+
+    select
+        'accounts' as source,
+        account_id as record_id,
+        account_id,
+        email,
+        phone,
+        device_id,
+        cast(null as {{ dbt.type_string() }}) as member_card_id,
+        coalesce(created_at, updated_at) as observed_at
+    from accounts
+
+),
+
+member_rows as (
+
+    select
+        'members' as source,
+        member_card_id as record_id,
+        cast(null as {{ dbt.type_string() }}) as account_id,
+        email,
+        phone,
+        device_id,
+        member_card_id,
+        coalesce(joined_at, updated_at) as observed_at
+    from members
+
+),
+
+order_rows as (
+
+    select
+        'online_orders' as source,
+        order_id as record_id,
+        account_id,
+        email,
+        phone,
+        device_id,
+        cast(null as {{ dbt.type_string() }}) as member_card_id,
+        ordered_at as observed_at
+    from orders
+
+),
+
+receipt_rows as (
+
+    select
+        'pos_transactions' as source,
+        transaction_id as record_id,
+        cast(null as {{ dbt.type_string() }}) as account_id,
+        cast(null as {{ dbt.type_string() }}) as email,
+        phone,
+        cast(null as {{ dbt.type_string() }}) as device_id,
+        member_card_id,
+        transacted_at as observed_at
+    from receipts
+
+),
+
+web_pairs as (
+
+    select
+        device_id,
+        account_id,
+        min(occurred_at) as first_occurred_at,
+        max(occurred_at) as last_occurred_at
+    from web_events
+    where device_id is not null or account_id is not null
+    group by device_id, account_id
+
+),
+
+web_rows as (
+
+    -- Both ends of the interval are kept as observations so first/last seen stay exact.
+    select
+        'web_events' as source,
+        coalesce(device_id, '') || '|' || coalesce(account_id, '') as record_id,
+        account_id,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as phone,
+        device_id,
+        cast(null as {{ dbt.type_string() }}) as member_card_id,
+        first_occurred_at as observed_at
+    from web_pairs
+    union all
+    select
+        'web_events' as source,
+        coalesce(device_id, '') || '|' || coalesce(account_id, '') as record_id,
+        account_id,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as phone,
+        device_id,
+        cast(null as {{ dbt.type_string() }}) as member_card_id,
+        last_occurred_at as observed_at
+    from web_pairs
+
+),
+
+source_rows as (
+
+    select * from account_rows
+    union all
+    select * from member_rows
+    union all
+    select * from order_rows
+    union all
+    select * from receipt_rows
+    union all
+    select * from web_rows
+
+),
+
+unpivoted as (
+
+    {% for identifier_type in ['account_id', 'member_card_id', 'email', 'phone', 'device_id'] %}
+    select
+        source,
+        record_id,
+        '{{ identifier_type }}' as identifier_type,
+        {{ identifier_type }} as identifier_value,
+        observed_at
+    from source_rows
+    where {{ identifier_type }} is not null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+final as (
+
+    select
+        source,
+        record_id,
+        identifier_type,
+        identifier_value,
+        {{ identity_node_key('identifier_type', 'identifier_value') }} as node_key,
+        min(observed_at) as first_seen_at,
+        max(observed_at) as last_seen_at
+    from unpivoted
+    group by source, record_id, identifier_type, identifier_value
+
+)
+
+select * from final

@@ -1,0 +1,133 @@
+with
+
+online_orders as (
+
+    select * from {{ ref('stg_ecommerce__orders') }}
+
+),
+
+store_receipts as (
+
+    select * from {{ ref('stg_pos__transactions') }}
+
+),
+
+online as (
+
+    select
+        ---------- ids
+        'online:' || order_id as order_id,
+        order_id as source_order_id,
+        account_id,
+        email,
+        phone,
+        device_id,
+        cast(null as {{ dbt.type_string() }}) as member_card_id,
+        cast(null as {{ dbt.type_string() }}) as store_id,
+
+        ---------- properties
+        'online' as source,
+        -- The landing contract makes channel optional; an online order that does not say
+        -- where it was placed is a web order (the only online channel every shop has).
+        coalesce(channel, 'web') as channel,
+        -- status is optional too: a shop that exports no status exports completed orders.
+        coalesce(order_status, 'completed') as order_status,
+        coupon_code,
+        false as is_return,
+
+        ---------- numerics
+        -- order_total is after discounts, so the gross amount adds the discount back.
+        order_total + discount_total as gross_amount,
+        discount_total as discount_amount,
+        order_total as order_total,
+
+        ---------- timestamps
+        ordered_at
+
+    from online_orders
+
+),
+
+store as (
+
+    select
+        ---------- ids
+        'pos:' || transaction_id as order_id,
+        transaction_id as source_order_id,
+        cast(null as {{ dbt.type_string() }}) as account_id,
+        cast(null as {{ dbt.type_string() }}) as email,
+        phone,
+        cast(null as {{ dbt.type_string() }}) as device_id,
+        member_card_id,
+        store_id,
+
+        ---------- properties
+        'store' as source,
+        'store' as channel,
+        case when is_return then 'return_receipt' else 'completed' end as order_status,
+        coupon_code,
+        is_return,
+
+        ---------- numerics
+        transaction_total + discount_total as gross_amount,
+        discount_total as discount_amount,
+        transaction_total as order_total,
+
+        ---------- timestamps
+        transacted_at as ordered_at
+
+    from store_receipts
+
+),
+
+unioned as (
+
+    select * from online
+    union all
+    select * from store
+
+),
+
+final as (
+
+    select
+        ---------- ids
+        order_id,
+        source_order_id,
+        account_id,
+        email,
+        phone,
+        device_id,
+        member_card_id,
+        store_id,
+
+        ---------- properties
+        source,
+        channel,
+        order_status,
+        coupon_code,
+        is_return,
+        order_status = 'cancelled' as is_cancelled,
+        -- A purchase is what counts as an order of the customer (order_number,
+        -- is_first_order, order counts): not a return receipt, not a cancelled order.
+        not is_return and order_status != 'cancelled' as is_purchase,
+
+        ---------- numerics
+        gross_amount,
+        discount_amount,
+        -- Revenue after discounts and returns: a cancelled order and a fully returned
+        -- online order (status 'returned') are worth 0; a store return receipt is negative.
+        case
+            when order_status in ('cancelled', 'returned') then 0
+            else order_total
+        end as net_amount,
+
+        ---------- timestamps
+        ordered_at,
+        cast(ordered_at as date) as order_date
+
+    from unioned
+
+)
+
+select * from final

@@ -1,0 +1,207 @@
+"""Probabilistic linking of profiles that share no identifier, with Splink 5 on DuckDB.
+
+Left are account profiles whose deterministic component holds no loyalty card, right are
+loyalty-card profiles whose component holds no account: linking only across these two sets is
+the "no conflicting strong identifier" rule (a customer has at most one account and one card),
+and it keeps Splink's work to one comparison per blocked (account, card) pair.
+
+The model is Fellegi-Sunter with fixed m probabilities (how often the same person's two records
+agree: written down below, not learned, so a small or skewed batch cannot talk the model into
+linking strangers) and u probabilities estimated on this data by seeded random sampling (how
+often strangers agree, e.g. on a common surname or a big city's postcode). Results are
+reproducible for the same input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+PROFILE_COLUMNS = (
+    "node_key",
+    "first_name_normalized",
+    "last_name_normalized",
+    "birth_date",
+    "postcode",
+    "city",
+    "address_line",
+)
+LINK_COLUMNS = ("left_node_key", "right_node_key", "match_probability")
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    match_threshold: float = 0.99
+    """Pairs below this Splink match probability are not linked."""
+    seed: int = 42
+    """Seed of the u-probability sampling, for reproducible links."""
+    max_pairs_for_u: float = 2e6
+    expected_match_share: float = 0.5
+    """Prior: the share of the smaller side expected to have a match on the other side."""
+
+
+def _levels(column: str, levels: list[tuple[str, str, float]]) -> dict:
+    left, right = f'"{column}_l"', f'"{column}_r"'
+    comparison_levels: list[dict] = [
+        {
+            "sql_condition": f"{left} IS NULL OR {right} IS NULL",
+            "label_for_charts": "null",
+            "is_null_level": True,
+        }
+    ]
+    for label, condition, m in levels:
+        comparison_levels.append(
+            {
+                "sql_condition": condition.format(l=left, r=right),
+                "label_for_charts": label,
+                "m_probability": m,
+            }
+        )
+    return {"output_column_name": column, "comparison_levels": comparison_levels}
+
+
+def splink_settings(n_left: int, n_right: int, settings: LinkSettings = LinkSettings()) -> dict:
+    """Splink settings dict for linking ``n_left`` account profiles to ``n_right`` card profiles."""
+    prior = settings.expected_match_share * min(n_left, n_right) / max(n_left * n_right, 1)
+    similar = "(starts_with({l}, {r}) OR starts_with({r}, {l}) OR jaro_winkler_similarity({l}, {r}) >= 0.88)"
+    return {
+        "link_type": "link_only",
+        "unique_id_column_name": "node_key",
+        "probability_two_random_records_match": min(max(prior, 1e-9), 0.5),
+        # Both rules require the same birth date: a link needs it anyway (see _ACCEPT_SQL), and
+        # the blocks stay small (a birth date and a surname or postcode) at millions of profiles.
+        "blocking_rules_to_generate_predictions": [
+            "l.birth_date = r.birth_date AND l.last_name_normalized = r.last_name_normalized",
+            "l.birth_date = r.birth_date AND l.postcode = r.postcode",
+        ],
+        "comparisons": [
+            _levels(
+                "first_name_normalized",
+                [
+                    ("exact", "{l} = {r}", 0.80),
+                    ("similar or shortened", similar, 0.195),
+                    ("else", "ELSE", 0.005),
+                ],
+            ),
+            _levels(
+                "last_name_normalized",
+                [
+                    ("exact", "{l} = {r}", 0.94),
+                    ("similar", "jaro_winkler_similarity({l}, {r}) >= 0.88", 0.05),
+                    ("else", "ELSE", 0.01),
+                ],
+            ),
+            _levels(
+                "birth_date",
+                [
+                    ("exact", "{l} = {r}", 0.97),
+                    (
+                        "one digit off",
+                        "levenshtein(CAST({l} AS VARCHAR), CAST({r} AS VARCHAR)) <= 1",
+                        0.02,
+                    ),
+                    ("else", "ELSE", 0.01),
+                ],
+            ),
+            _levels("postcode", [("exact", "{l} = {r}", 0.90), ("else", "ELSE", 0.10)]),
+            _levels("city", [("exact", "lower({l}) = lower({r})", 0.95), ("else", "ELSE", 0.05)]),
+            _levels(
+                "address_line",
+                [
+                    ("exact", "lower({l}) = lower({r})", 0.75),
+                    ("similar", "jaro_winkler_similarity(lower({l}), lower({r})) >= 0.9", 0.10),
+                    ("else", "ELSE", 0.15),
+                ],
+            ),
+        ],
+        "retain_matching_columns": True,
+        "retain_intermediate_calculation_columns": False,
+    }
+
+
+def _empty_links() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="float64" if c == "match_probability" else "object")
+            for c in LINK_COLUMNS
+        }
+    )
+
+
+def find_probabilistic_links(
+    left: pd.DataFrame, right: pd.DataFrame, settings: LinkSettings = LinkSettings()
+) -> pd.DataFrame:
+    """Links (left_node_key, right_node_key, match_probability) at or above the threshold.
+
+    One-to-one: a pair is kept only when each side is the other's best match (ties broken by
+    node key), so one account never absorbs two loyalty cards.
+    """
+    from splink import Linker
+    from splink.backends.duckdb import DuckDBAPI
+
+    missing = [c for c in PROFILE_COLUMNS if c not in left.columns or c not in right.columns]
+    if missing:
+        raise ValueError(f"profiles lack columns: {missing}")
+    if left.empty or right.empty:
+        return _empty_links()
+    left = left.loc[:, list(PROFILE_COLUMNS)].copy()
+    right = right.loc[:, list(PROFILE_COLUMNS)].copy()
+    for frame in (left, right):
+        frame["birth_date"] = pd.to_datetime(frame["birth_date"], errors="coerce").dt.date
+
+    con = duckdb.connect(":memory:")
+    try:
+        db = DuckDBAPI(con)
+        linker = Linker(
+            [
+                db.register(left, table_name="account_profiles"),
+                db.register(right, table_name="card_profiles"),
+            ],
+            splink_settings(len(left), len(right), settings),
+            log_level=logging.WARNING,
+        )
+        linker.training.estimate_u_using_random_sampling(
+            max_pairs=settings.max_pairs_for_u, seed=settings.seed
+        )
+        predictions = linker.inference.predict(threshold_match_probability=settings.match_threshold)
+        con.register("predictions_frame", predictions.as_pandas_dataframe())
+        links = con.execute(
+            """
+            with scored as (
+                -- Splink orders each pair by dataset; put the account profile on the left.
+                select
+                    case when source_dataset_l = 'account_profiles' then node_key_l else node_key_r end
+                        as left_node_key,
+                    case when source_dataset_l = 'account_profiles' then node_key_r else node_key_l end
+                        as right_node_key,
+                    match_probability
+                from predictions_frame
+                where match_probability >= ?
+                    and birth_date_l = birth_date_r
+                    and (
+                        first_name_normalized_l = first_name_normalized_r
+                        or starts_with(first_name_normalized_l, first_name_normalized_r)
+                        or starts_with(first_name_normalized_r, first_name_normalized_l)
+                        or jaro_winkler_similarity(first_name_normalized_l, first_name_normalized_r) >= 0.88
+                    )
+            ),
+            ranked as (
+                select *,
+                    row_number() over (partition by left_node_key
+                                       order by match_probability desc, right_node_key) as left_rank,
+                    row_number() over (partition by right_node_key
+                                       order by match_probability desc, left_node_key) as right_rank
+                from scored
+            )
+            select left_node_key, right_node_key, match_probability
+            from ranked where left_rank = 1 and right_rank = 1
+            order by left_node_key, right_node_key
+            """,
+            [settings.match_threshold],
+        ).df()
+    finally:
+        con.close()
+    return links.loc[:, list(LINK_COLUMNS)].reset_index(drop=True)
