@@ -52,15 +52,21 @@ def _stage(name: str, code: str, *args: str) -> dict[str, object]:
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"stage {name} failed with status {status}")
-    return {"stage": name, "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return {
+        "stage": name,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
 
 
 def _rows(warehouse: Path) -> int:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = con.execute("select table_name from information_schema.tables where table_schema = 'raw' "
-                             "and table_name not like '\\_%' escape '\\'").fetchall()
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' "
+            "and table_name not like '\\_%' escape '\\'"
+        ).fetchall()
         return sum(con.execute(f"select count(*) from raw.{t}").fetchone()[0] for (t,) in tables)
 
 
@@ -76,13 +82,19 @@ def main() -> None:
     landing = work / "landing"
     results = []
     if not (work / "truth" / "manifest.json").exists():
-        results.append(_stage("generation", GENERATE, str(work), str(args.customers), str(args.days)))
+        results.append(
+            _stage("generation", GENERATE, str(work), str(args.customers), str(args.days))
+        )
     for name in ("dagster.duckdb", "bare.duckdb"):
         (work / name).unlink(missing_ok=True)
-    results.append(_stage("ingestion via Dagster", DAGSTER_INGEST, str(landing), str(work / "dagster.duckdb")))
+    results.append(
+        _stage("ingestion via Dagster", DAGSTER_INGEST, str(landing), str(work / "dagster.duckdb"))
+    )
     rows = _rows(work / "dagster.duckdb")
     if not args.skip_bare:
-        results.append(_stage("ingestion, bare loader", BARE_INGEST, str(landing), str(work / "bare.duckdb")))
+        results.append(
+            _stage("ingestion, bare loader", BARE_INGEST, str(landing), str(work / "bare.duckdb"))
+        )
     report = {
         "customers": args.customers,
         "days": args.days,
@@ -93,7 +105,9 @@ def main() -> None:
     by_name = {r["stage"]: r for r in results}
     if "ingestion, bare loader" in by_name:
         report["dagster_overhead_ratio"] = round(
-            by_name["ingestion via Dagster"]["seconds"] / max(by_name["ingestion, bare loader"]["seconds"], 0.1), 2
+            by_name["ingestion via Dagster"]["seconds"]
+            / max(by_name["ingestion, bare loader"]["seconds"], 0.1),
+            2,
         )
     ingest = by_name["ingestion via Dagster"]["seconds"]
     report["ingested_rows_per_second"] = round(rows / ingest)

@@ -139,7 +139,9 @@ def _hex(x: np.ndarray, width: int = 16) -> pa.Array:
     return pa.array(chars.view(f"S{width}").ravel()).cast(_STR)
 
 
-def _scramble(idx: np.ndarray, modulus: int, mult: int = 7_654_321, add: int = 1_234_567) -> np.ndarray:
+def _scramble(
+    idx: np.ndarray, modulus: int, mult: int = 7_654_321, add: int = 1_234_567
+) -> np.ndarray:
     """A bijection on [0, modulus) (modulus a power of ten, mult coprime to 10)."""
     return (idx.astype(np.int64) * mult + add) % modulus
 
@@ -160,7 +162,13 @@ def _tod_lut() -> pa.Array:
     global _TOD
     if _TOD is None:
         s = np.arange(86400)
-        _TOD = pa.array([f"{h:02d}:{m:02d}:{x:02d}" for h, m, x in zip(s // 3600, s // 60 % 60, s % 60, strict=True)], _STR)
+        _TOD = pa.array(
+            [
+                f"{h:02d}:{m:02d}:{x:02d}"
+                for h, m, x in zip(s // 3600, s // 60 % 60, s % 60, strict=True)
+            ],
+            _STR,
+        )
     return _TOD
 
 
@@ -211,7 +219,9 @@ class Calendar:
         return np.minimum(np.searchsorted(c, rng.random(n) * c[-1], side="right"), self.T - 1)
 
     def date_str(self, day_rel: np.ndarray) -> pa.Array:
-        return self.lut.take(pa.array(np.asarray(day_rel, np.int64) + (self.start_epoch - self.lut_base)))
+        return self.lut.take(
+            pa.array(np.asarray(day_rel, np.int64) + (self.start_epoch - self.lut_base))
+        )
 
     def ts(self, day_rel: np.ndarray, sec: np.ndarray, style: str) -> pa.Array:
         """Format local (UTC+8) day/second-of-day in a source's timestamp style."""
@@ -261,35 +271,66 @@ def _catalogue(rng, n_customers: int, cal: Calendar):
     if cal.days > 31:
         ch = rng.random(P) < 0.03
         change_day[ch] = rng.integers(30, cal.days, ch.sum())
-    new_cents = np.maximum(np.ceil(cents / 100 * rng.uniform(0.8, 1.15, P)) * 100 - 10, 190).astype(np.int64)
+    new_cents = np.maximum(np.ceil(cents / 100 * rng.uniform(0.8, 1.15, P)) * 100 - 10, 190).astype(
+        np.int64
+    )
     sku_num = _scramble(np.arange(P), 1_000_000, 7_919, 104_729)
     brand = np.array([rng.integers(0, len(V.BRANDS))] * 0 + list(rng.integers(0, len(V.BRANDS), P)))
     # brands lean to a band: shift brand index by band so premium brands differ
     brand = (brand // 3) * 3 + band
     brand = np.minimum(brand, len(V.BRANDS) - 1)
-    noun = np.array([rng.integers(0, len(V.CATEGORIES[c][4])) for c in range(C)])  # per category seed
-    noun_idx = (noun[cat] + rng.integers(0, 7, P)) % np.array([len(V.CATEGORIES[c][4]) for c in range(C)])[cat]
+    noun = np.array(
+        [rng.integers(0, len(V.CATEGORIES[c][4])) for c in range(C)]
+    )  # per category seed
+    noun_idx = (noun[cat] + rng.integers(0, 7, P)) % np.array(
+        [len(V.CATEGORIES[c][4]) for c in range(C)]
+    )[cat]
     model = rng.integers(10, 990, P)
     names = [
         f"{V.BRANDS[b]} {V.CATEGORIES[c][4][k]} {chr(65 + m % 26)}{m}"
-        for b, c, k, m in zip(brand.tolist(), cat.tolist(), noun_idx.tolist(), model.tolist(), strict=True)
+        for b, c, k, m in zip(
+            brand.tolist(), cat.tolist(), noun_idx.tolist(), model.tolist(), strict=True
+        )
     ]  # P ≤ 12k: a small table
     return SimpleNamespace(
-        n=P, cat=cat, band=band, grp=grp, cents=cents, new_cents=new_cents, change_day=change_day,
-        margin=margin, active=active, gstart=gstart, gactive=gactive, sku=_j("SKU", pc.utf8_lpad(_s(sku_num), 6, "0")),
-        brand=brand, name=pa.array(names, _STR), cat_w=np.bincount(cat, minlength=C) / P,
+        n=P,
+        cat=cat,
+        band=band,
+        grp=grp,
+        cents=cents,
+        new_cents=new_cents,
+        change_day=change_day,
+        margin=margin,
+        active=active,
+        gstart=gstart,
+        gactive=gactive,
+        sku=_j("SKU", pc.utf8_lpad(_s(sku_num), 6, "0")),
+        brand=brand,
+        name=pa.array(names, _STR),
+        cat_w=np.bincount(cat, minlength=C) / P,
     )
 
 
 def _stores(rng, n_customers: int):
     S = int(np.clip(round(20 * (n_customers / 10_000) ** 0.5), 8, 400))
     w = np.array([c[2] for c in V.CITIES], float)
-    city = np.concatenate([np.arange(min(S, len(V.CITIES))), rng.choice(len(V.CITIES), max(S - len(V.CITIES), 0), p=w / w.sum())])
+    city = np.concatenate(
+        [
+            np.arange(min(S, len(V.CITIES))),
+            rng.choice(len(V.CITIES), max(S - len(V.CITIES), 0), p=w / w.sum()),
+        ]
+    )
     city = np.sort(city[:S], kind="stable")
     mall = rng.integers(0, len(V.MALLS), S)
     street = rng.integers(0, len(V.STREETS), S)
-    names = [f"{V.CITIES[c][0]} {V.STREETS[s]} {V.MALLS[m]}" for c, s, m in zip(city.tolist(), street.tolist(), mall.tolist(), strict=True)]
-    landline = [f"0{V.CITIES[c][4]}-{6000_0000 + int(x):08d}" for c, x in zip(city.tolist(), rng.integers(0, 3999_9999, S).tolist(), strict=True)]
+    names = [
+        f"{V.CITIES[c][0]} {V.STREETS[s]} {V.MALLS[m]}"
+        for c, s, m in zip(city.tolist(), street.tolist(), mall.tolist(), strict=True)
+    ]
+    landline = [
+        f"0{V.CITIES[c][4]}-{6000_0000 + int(x):08d}"
+        for c, x in zip(city.tolist(), rng.integers(0, 3999_9999, S).tolist(), strict=True)
+    ]
     placeholder = np.where(rng.random(S) < 0.5, "00000000000", np.array(landline, dtype=object))
     return SimpleNamespace(n=S, city=city, names=names, placeholder=placeholder.astype(object))
 
@@ -341,11 +382,15 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
     household = (rng.random(N) < 0.03) & (idx > 0)
     leader = np.maximum.accumulate(np.where(household, 0, idx))
     last = np.where(household & (rng.random(N) < 0.7), last[leader], last)
-    city, pc_suffix, street, street_no, suffix, room = (a[leader] for a in (city, pc_suffix, street, street_no, suffix, room))
+    city, pc_suffix, street, street_no, suffix, room = (
+        a[leader] for a in (city, pc_suffix, street, street_no, suffix, room)
+    )
     prefix = np.array(V.MOBILE_PREFIXES)[rng.integers(0, len(V.MOBILE_PREFIXES), N)]
     phone = prefix * 100_000_000 + _scramble(idx, 100_000_000)
     phone = phone[leader]
-    phone2 = np.array(V.MOBILE_PREFIXES)[rng.integers(0, len(V.MOBILE_PREFIXES), N)] * 100_000_000 + _scramble(idx + N, 100_000_000, 3_333_331, 77)
+    phone2 = np.array(V.MOBILE_PREFIXES)[
+        rng.integers(0, len(V.MOBILE_PREFIXES), N)
+    ] * 100_000_000 + _scramble(idx + N, 100_000_000, 3_333_331, 77)
     has_phone_acct = has_account & ~no_shared & (rng.random(N) < 0.6)
     # names and emails
     first_s = _lut(V.FIRST_NAMES, first)
@@ -356,8 +401,18 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
     yyyy = _s(birth // 365 + 1970)
     nn = _s(rng.integers(1, 99, N))
     fi = pc.utf8_slice_codeunits(fa, 0, 1)
-    variants = [_j(fa, ".", la), _j(fa, la, nn), _j(fi, la), _j(la, ".", fa, yy), _j(fa, "_", la), _j(fa, yyyy), _j(la, fa, nn)]
-    local = _pick(rng.choice(len(variants), N, p=[0.25, 0.2, 0.12, 0.12, 0.1, 0.11, 0.1]), *variants)
+    variants = [
+        _j(fa, ".", la),
+        _j(fa, la, nn),
+        _j(fi, la),
+        _j(la, ".", fa, yy),
+        _j(fa, "_", la),
+        _j(fa, yyyy),
+        _j(la, fa, nn),
+    ]
+    local = _pick(
+        rng.choice(len(variants), N, p=[0.25, 0.2, 0.12, 0.12, 0.1, 0.11, 0.1]), *variants
+    )
     dom_p = np.array([d[1] for d in V.EMAIL_DOMAINS])
     dom_i = rng.choice(len(V.EMAIL_DOMAINS), N, p=dom_p / dom_p.sum())
     domain = _lut([d[0] for d in V.EMAIL_DOMAINS], dom_i)
@@ -371,8 +426,14 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
         email = _j(local, "@", domain)
     # ~1% have a typo'd second email (swapped letters or a misspelt domain)
     typo = rng.random(N) < 0.01
-    swapped = _j(pc.utf8_slice_codeunits(local, 1, 2), pc.utf8_slice_codeunits(local, 0, 1), pc.utf8_slice_codeunits(local, 2, 64))
-    dom_typo = pc.replace_substring(pc.replace_substring(domain, "gmail", "gmial"), "hotmail", "hotmial")
+    swapped = _j(
+        pc.utf8_slice_codeunits(local, 1, 2),
+        pc.utf8_slice_codeunits(local, 0, 1),
+        pc.utf8_slice_codeunits(local, 2, 64),
+    )
+    dom_typo = pc.replace_substring(
+        pc.replace_substring(domain, "gmail", "gmial"), "hotmail", "hotmial"
+    )
     use_dom = np.isin(dom_i, [0, 6])
     email2 = pc.if_else(pa.array(use_dom), _j(local, "@", dom_typo), _j(swapped, "@", domain))
     same = pc.equal(email2, email).to_numpy(zero_copy_only=False)
@@ -382,7 +443,11 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
     nv = rng.integers(0, 3, N)
     f_strip = pc.replace_substring_regex(pc.utf8_normalize(first_s, "NFKD"), r"\p{Mn}", "")
     l_strip = pc.replace_substring_regex(pc.utf8_normalize(last_s, "NFKD"), r"\p{Mn}", "")
-    f_short = pc.if_else(pc.greater(pc.utf8_length(first_s), 4), pc.utf8_slice_codeunits(first_s, 0, -1), pc.utf8_upper(first_s))
+    f_short = pc.if_else(
+        pc.greater(pc.utf8_length(first_s), 4),
+        pc.utf8_slice_codeunits(first_s, 0, -1),
+        pc.utf8_upper(first_s),
+    )
     m_first = _pick(nv, f_strip, first_s, f_short)
     m_last = _pick(nv, l_strip, pc.utf8_upper(last_s), last_s)
     m_first = pc.if_else(pa.array(no_shared), m_first, first_s)
@@ -397,15 +462,52 @@ def _persons(rng, N: int, cal: Calendar, stores, end_date: dt.date):
             home[m] = ss[(r[m] * len(ss)).astype(np.int64)]
     ch_pref = rng.dirichlet([2.0, 2.5, 1.5, 1.0], N)
     return SimpleNamespace(
-        N=N, idx=idx, kind=kind, guest=guest, has_account=has_account, is_member=is_member, no_shared=no_shared,
-        first=first, last=last, first_s=first_s, last_s=last_s, m_first=m_first, m_last=m_last, birth=birth,
-        city=city, pc_suffix=pc_suffix, street=street, street_no=street_no, suffix=suffix, room=room, band=band,
-        pref=pref, cumpref=cumpref, prospect=prospect, rate=rate, online_share=online_share, acq=acq,
-        defect_day=defect_day, tau=tau, stop=stop, stop_lag=stop_lag, react_day=react_day, household=household,
-        leader=leader, phone=phone, phone2=phone2, has_phone_acct=has_phone_acct, email=email, email2=email2,
-        typo=typo, home=home, ch_cum=np.cumsum(ch_pref, axis=1),
+        N=N,
+        idx=idx,
+        kind=kind,
+        guest=guest,
+        has_account=has_account,
+        is_member=is_member,
+        no_shared=no_shared,
+        first=first,
+        last=last,
+        first_s=first_s,
+        last_s=last_s,
+        m_first=m_first,
+        m_last=m_last,
+        birth=birth,
+        city=city,
+        pc_suffix=pc_suffix,
+        street=street,
+        street_no=street_no,
+        suffix=suffix,
+        room=room,
+        band=band,
+        pref=pref,
+        cumpref=cumpref,
+        prospect=prospect,
+        rate=rate,
+        online_share=online_share,
+        acq=acq,
+        defect_day=defect_day,
+        tau=tau,
+        stop=stop,
+        stop_lag=stop_lag,
+        react_day=react_day,
+        household=household,
+        leader=leader,
+        phone=phone,
+        phone2=phone2,
+        has_phone_acct=has_phone_acct,
+        email=email,
+        email2=email2,
+        typo=typo,
+        home=home,
+        ch_cum=np.cumsum(ch_pref, axis=1),
         account_id=_j("U", pc.utf8_lpad(_s(_scramble(idx, 1_000_000_000, 48_271, 12_345)), 9, "0")),
-        card_id=_j("88", pc.utf8_lpad(_s(_scramble(idx, 10_000_000_000, 69_621, 424_242)), 10, "0")),
+        card_id=_j(
+            "88", pc.utf8_lpad(_s(_scramble(idx, 10_000_000_000, 69_621, 424_242)), 10, "0")
+        ),
     )
 
 
@@ -421,7 +523,34 @@ def _activity(P, gp: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- simulation
 
-_ONLINE_HOURS = np.array([3, 1.5, .8, .4, .3, .3, .5, 1, 1.6, 2.2, 3, 3.4, 4, 3.6, 3.2, 3.2, 3.4, 3.6, 4, 4.8, 6, 7, 6.5, 5])
+_ONLINE_HOURS = np.array(
+    [
+        3,
+        1.5,
+        0.8,
+        0.4,
+        0.3,
+        0.3,
+        0.5,
+        1,
+        1.6,
+        2.2,
+        3,
+        3.4,
+        4,
+        3.6,
+        3.2,
+        3.2,
+        3.4,
+        3.6,
+        4,
+        4.8,
+        6,
+        7,
+        6.5,
+        5,
+    ]
+)
 _STORE_HOURS = np.array([0] * 9 + [2, 4, 5, 7, 6, 5, 5, 6, 7, 8, 7, 5, 3] + [0] * 2, float)
 
 
@@ -439,18 +568,26 @@ def _lines_for(rng, P, K, cal, gp_order: np.ndarray, day_order: np.ndarray, mean
     u = rng.random(len(line_order)).astype(np.float32)
     step = 200_000
     for a in range(0, len(line_order), step):  # bounded memory for the (lines x categories) compare
-        cats[a:a + step] = (P.cumpref[gp[a:a + step]] < u[a:a + step, None]).sum(axis=1)
+        cats[a : a + step] = (P.cumpref[gp[a : a + step]] < u[a : a + step, None]).sum(axis=1)
     cats = np.minimum(cats, len(V.CATEGORIES) - 1)
     band = np.where(rng.random(len(gp)) < 0.75, P.band[gp], rng.integers(0, 3, len(gp)))
     g = cats * 3 + band
-    sku = K.gstart[g] + np.minimum((K.gactive[g] * rng.random(len(gp)) ** 2.2).astype(np.int64), K.gactive[g] - 1)
+    sku = K.gstart[g] + np.minimum(
+        (K.gactive[g] * rng.random(len(gp)) ** 2.2).astype(np.int64), K.gactive[g] - 1
+    )
     qty = rng.choice([1, 2, 3, 4], len(gp), p=[0.8, 0.13, 0.05, 0.02])
     d = day_order[line_order]
     price = np.where(d >= K.change_day[sku], K.new_cents[sku], K.cents[sku])
     starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
     line_no = np.arange(len(line_order)) - starts[line_order] + 1
-    sub = np.bincount(line_order, weights=qty * price, minlength=len(gp_order)).round().astype(np.int64)
-    return SimpleNamespace(order=line_order, sku=sku, qty=qty, price=price, line_no=line_no, n=n_lines, start=starts), sub
+    sub = (
+        np.bincount(line_order, weights=qty * price, minlength=len(gp_order))
+        .round()
+        .astype(np.int64)
+    )
+    return SimpleNamespace(
+        order=line_order, sku=sku, qty=qty, price=price, line_no=line_no, n=n_lines, start=starts
+    ), sub
 
 
 def _discounts(rng, cal, day, sub):
@@ -458,7 +595,9 @@ def _discounts(rng, cal, day, sub):
     has = rng.random(len(day)) < p
     pct = rng.choice([5, 10, 15, 20], len(day))
     fixed = rng.choice([1000, 2000, 3000, 5000], len(day))
-    disc = np.where(rng.random(len(day)) < 0.6, np.round(sub * pct / 100), np.minimum(fixed, sub * 0.3)).astype(np.int64)
+    disc = np.where(
+        rng.random(len(day)) < 0.6, np.round(sub * pct / 100), np.minimum(fixed, sub * 0.3)
+    ).astype(np.int64)
     disc = np.where(has, disc, 0)
     code = np.where(has, rng.integers(0, len(V.COUPONS), len(day)), -1)
     return disc, code
@@ -517,9 +656,16 @@ def _simulate_chunk(seed, ci, P, K, ST, cal, lo, hi):
         # keep only landed orders (+ their lines)
         li_keep = land[lines.order]
         remap = np.cumsum(land) - 1
-        L = SimpleNamespace(order=remap[lines.order[li_keep]], sku=lines.sku[li_keep], qty=lines.qty[li_keep],
-                            price=lines.price[li_keep], line_no=lines.line_no[li_keep])
-        gp, day, sec, sub, disc, code, total = (a[land] for a in (gp, day, sec, sub, disc, code, total))
+        L = SimpleNamespace(
+            order=remap[lines.order[li_keep]],
+            sku=lines.sku[li_keep],
+            qty=lines.qty[li_keep],
+            price=lines.price[li_keep],
+            line_no=lines.line_no[li_keep],
+        )
+        gp, day, sec, sub, disc, code, total = (
+            a[land] for a in (gp, day, sec, sub, disc, code, total)
+        )
         m = len(gp)
         if ch == 0:
             status = status[land]
@@ -532,10 +678,25 @@ def _simulate_chunk(seed, ci, P, K, ST, cal, lo, hi):
             phone_ok = ~P.no_shared[gp] & (P.has_phone_acct[gp] | ~acct)
             has_phone = phone_ok & (rng.random(m) < np.where(acct, 0.2, 0.3))
             dev = np.where(chn == 3, -1, gp * 2 + (rng.random(m) < 0.3))
-            out["online"] = SimpleNamespace(gp=gp, day=day, sec=sec, sub=sub, disc=disc, code=code, total=total,
-                                            status=status, chn=chn, acct=acct, has_email=has_email, use_typo=use_typo,
-                                            has_phone=has_phone, dev=dev, email_fmt=rng.choice(5, m, p=[.6, .15, .05, .1, .1]),
-                                            phone_fmt=rng.choice([1, 2, 4, 0, 6], m, p=[.3, .25, .15, .2, .1]), lines=L)
+            out["online"] = SimpleNamespace(
+                gp=gp,
+                day=day,
+                sec=sec,
+                sub=sub,
+                disc=disc,
+                code=code,
+                total=total,
+                status=status,
+                chn=chn,
+                acct=acct,
+                has_email=has_email,
+                use_typo=use_typo,
+                has_phone=has_phone,
+                dev=dev,
+                email_fmt=rng.choice(5, m, p=[0.6, 0.15, 0.05, 0.1, 0.1]),
+                phone_fmt=rng.choice([1, 2, 4, 0, 6], m, p=[0.3, 0.25, 0.15, 0.2, 0.1]),
+                lines=L,
+            )
         else:
             store = np.where(rng.random(m) < 0.85, P.home[gp], rng.integers(0, ST.n, m))
             member = P.is_member[gp]
@@ -555,15 +716,34 @@ def _simulate_chunk(seed, ci, P, K, ST, cal, lo, hi):
             rq = -L.qty[first_line]
             rtot = rq * L.price[first_line]
             base = np.arange(m)
-            R = SimpleNamespace(order=np.arange(m, m + nr), sku=L.sku[first_line], qty=rq, price=L.price[first_line], line_no=np.ones(nr, np.int64))
+            R = SimpleNamespace(
+                order=np.arange(m, m + nr),
+                sku=L.sku[first_line],
+                qty=rq,
+                price=L.price[first_line],
+                line_no=np.ones(nr, np.int64),
+            )
             cat_ = lambda a, b: np.concatenate([a, b])  # noqa: E731
             src = np.concatenate([base, ro])
             out["store"] = SimpleNamespace(
-                gp=gp[src], day=cat_(day, rdays), sec=cat_(sec, _seconds(rng, nr, _STORE_HOURS)),
-                sub=cat_(sub, rtot), disc=cat_(disc, np.zeros(nr, np.int64)), code=cat_(code, np.full(nr, -1)),
-                total=cat_(total, rtot), store=store[src], card=card[src], phone_kind=phone_kind[src],
-                is_ret=cat_(is_ret, np.ones(nr, bool)), phone_fmt=rng.choice([0, 5, 3, 1], m + nr, p=[.6, .15, .15, .1]),
-                lines=SimpleNamespace(**{k: cat_(getattr(L, k), getattr(R, k)) for k in ("order", "sku", "qty", "price", "line_no")}),
+                gp=gp[src],
+                day=cat_(day, rdays),
+                sec=cat_(sec, _seconds(rng, nr, _STORE_HOURS)),
+                sub=cat_(sub, rtot),
+                disc=cat_(disc, np.zeros(nr, np.int64)),
+                code=cat_(code, np.full(nr, -1)),
+                total=cat_(total, rtot),
+                store=store[src],
+                card=card[src],
+                phone_kind=phone_kind[src],
+                is_ret=cat_(is_ret, np.ones(nr, bool)),
+                phone_fmt=rng.choice([0, 5, 3, 1], m + nr, p=[0.6, 0.15, 0.15, 0.1]),
+                lines=SimpleNamespace(
+                    **{
+                        k: cat_(getattr(L, k), getattr(R, k))
+                        for k in ("order", "sku", "qty", "price", "line_no")
+                    }
+                ),
             )
     out["events"] = _events_chunk(rng, P, K, cal, lo, hi, out["online"])
     out["future"] = future
@@ -587,7 +767,9 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     bgp = np.repeat(gp_all, k)
     bday = cal.sample_days(rng, 0, len(bgp))
     bday = np.minimum(bday, cal.days - 1)
-    keep = (bday < cal.days) & (rng.random(len(bgp)) < np.maximum(_activity(P, bgp, bday), 0.15 * (bday >= P.acq[bgp])))
+    keep = (bday < cal.days) & (
+        rng.random(len(bgp)) < np.maximum(_activity(P, bgp, bday), 0.15 * (bday >= P.acq[bgp]))
+    )
     bgp, bday = bgp[keep], bday[keep]
     # 3) anonymous visitors
     na = int(rng.binomial(max(len(bgp), 1), 0.25))
@@ -606,17 +788,22 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     ns = len(s_gp)
     s_purchase = np.zeros(ns, bool)
     s_purchase[: len(ps)] = True
-    pref_ch = (P.ch_cum[np.maximum(bgp, 0)][:, :3] < (rng.random(len(bgp)) * P.ch_cum[np.maximum(bgp, 0)][:, 2])[:, None]).sum(axis=1)
+    pref_ch = (
+        P.ch_cum[np.maximum(bgp, 0)][:, :3]
+        < (rng.random(len(bgp)) * P.ch_cum[np.maximum(bgp, 0)][:, 2])[:, None]
+    ).sum(axis=1)
     s_chn = np.concatenate([on.chn[ps], pref_ch.clip(0, 2), rng.choice(3, na, p=[0.6, 0.25, 0.15])])
     s_dev = np.concatenate([on.dev[ps], bgp * 2 + (rng.random(len(bgp)) < 0.3), adev])
     s_dev = np.where(s_dev < 0, np.maximum(s_gp, 0) * 2, s_dev)
     acct = np.where(s_gp >= 0, P.has_account[np.maximum(s_gp, 0)], False)
     s_login = acct & np.where(s_purchase, True, rng.random(ns) < 0.6)
     dur = s_cnt * 45 + 30
-    s_start = np.concatenate([
-        np.maximum(on.sec[ps] - dur[: len(ps)], 0),
-        np.minimum(_seconds(rng, nb, _ONLINE_HOURS), 86400 - 1 - dur[len(ps):]),
-    ])
+    s_start = np.concatenate(
+        [
+            np.maximum(on.sec[ps] - dur[: len(ps)], 0),
+            np.minimum(_seconds(rng, nb, _ONLINE_HOURS), 86400 - 1 - dur[len(ps) :]),
+        ]
+    )
     s_start = np.maximum(s_start, 0)
     # events
     E = int(s_cnt.sum())
@@ -653,13 +840,17 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     kk = np.flatnonzero(known)
     step = 200_000
     for a in range(0, len(kk), step):
-        sl = kk[a:a + step]
+        sl = kk[a : a + step]
         cats[sl] = (P.cumpref[vg[sl]] < u[sl, None]).sum(axis=1)
     cats[~known] = np.searchsorted(np.cumsum(K.cat_w), u[~known] * np.cumsum(K.cat_w)[-1])
     cats = np.minimum(cats, len(V.CATEGORIES) - 1)
-    band = np.where(known & (rng.random(len(bi)) < 0.7), P.band[np.maximum(vg, 0)], rng.integers(0, 3, len(bi)))
+    band = np.where(
+        known & (rng.random(len(bi)) < 0.7), P.band[np.maximum(vg, 0)], rng.integers(0, 3, len(bi))
+    )
     g = cats * 3 + band
-    vsku = K.gstart[g] + np.minimum((K.gactive[g] * rng.random(len(bi)) ** 1.8).astype(np.int64), K.gactive[g] - 1)
+    vsku = K.gstart[g] + np.minimum(
+        (K.gactive[g] * rng.random(len(bi)) ** 1.8).astype(np.int64), K.gactive[g] - 1
+    )
     vsku = np.where(is_search, -1, vsku)
     sku[bi] = vsku
     # a cart add is for the product viewed just before
@@ -667,8 +858,18 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     sku[ci] = sku[ci - 1]
     fix = ci[sku[ci] < 0]
     sku[fix] = vsku[np.searchsorted(bi, fix)] if len(fix) else sku[fix]
-    return SimpleNamespace(gp=s_gp[sess], day=s_day[sess], sec=sec, etype=etype, sku=sku, dev=s_dev[sess],
-                           login=s_login[sess], chn=s_chn[sess], sess=sess, lo=lo)
+    return SimpleNamespace(
+        gp=s_gp[sess],
+        day=s_day[sess],
+        sec=sec,
+        etype=etype,
+        sku=sku,
+        dev=s_dev[sess],
+        login=s_login[sess],
+        chn=s_chn[sess],
+        sess=sess,
+        lo=lo,
+    )
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -694,7 +895,14 @@ def _phone_fmt(num: np.ndarray, fmt: np.ndarray) -> pa.Array:
 
 def _email_fmt(email: pa.Array, fmt: np.ndarray) -> pa.Array:
     # 0 as is, 1 Capitalised, 2 UPPER, 3 surrounding spaces, 4 Title.Case
-    return _pick(fmt, email, pc.utf8_capitalize(email), pc.utf8_upper(email), _j(" ", email, " "), pc.utf8_title(email))
+    return _pick(
+        fmt,
+        email,
+        pc.utf8_capitalize(email),
+        pc.utf8_upper(email),
+        _j(" ", email, " "),
+        pc.utf8_title(email),
+    )
 
 
 def _bool_str(b: np.ndarray, t: str, f: str) -> pa.Array:
@@ -704,7 +912,13 @@ def _bool_str(b: np.ndarray, t: str, f: str) -> pa.Array:
 # ----------------------------------------------------------------------------- defects
 
 _BAD = {
-    "invalid_timestamp": ["2026-13-45 25:00", "yesterday", "2025-12-31 25:61", "2025-02-30T10:00:00", "soon"],
+    "invalid_timestamp": [
+        "2026-13-45 25:00",
+        "yesterday",
+        "2025-12-31 25:61",
+        "2025-02-30T10:00:00",
+        "soon",
+    ],
     "invalid_date": ["31/31/1990", "1990-02-30", "someday", "1985-13-01"],
     "invalid_integer": ["two", "1.5", "3x"],
     "invalid_boolean": ["maybe", "perhaps", "2"],
@@ -717,8 +931,16 @@ def _defect_types(source: str, table: pa.Table) -> list[tuple[str, str]]:
 
     src = CONTRACT[source]
     out: list[tuple[str, str]] = []
-    rule = {"timestamp": "invalid_timestamp", "date": "invalid_date", "money": "invalid_number", "number": "invalid_number",
-            "integer": "invalid_integer", "boolean": "invalid_boolean", "email": "invalid_email", "phone": "invalid_phone"}
+    rule = {
+        "timestamp": "invalid_timestamp",
+        "date": "invalid_date",
+        "money": "invalid_number",
+        "number": "invalid_number",
+        "integer": "invalid_integer",
+        "boolean": "invalid_boolean",
+        "email": "invalid_email",
+        "phone": "invalid_phone",
+    }
     for c in src.columns:
         if c.name not in table.column_names:
             continue
@@ -740,14 +962,20 @@ def _corrupt(rng, reason: str, vals: pa.Array) -> pa.Array:
         return pc.if_else(pa.array(rng.random(n) < 0.6), pc.replace_substring(vals, ".", ","), alt)
     if kind == "invalid_email":
         t = pc.utf8_trim_whitespace(vals)
-        v = [pc.replace_substring(t, "@", "."), pc.replace_substring(t, "@", "@@"),
-             pc.replace_substring_regex(t, r"@([^.@]+)\..*$", "@\\1"), _j(t, " x")]
+        v = [
+            pc.replace_substring(t, "@", "."),
+            pc.replace_substring(t, "@", "@@"),
+            pc.replace_substring_regex(t, r"@([^.@]+)\..*$", "@\\1"),
+            _j(t, " x"),
+        ]
         return _pick(rng.integers(0, 4, n), *v)
     bad = _BAD[kind]
     return pa.array(np.array(bad)[rng.integers(0, len(bad), n)])
 
 
-def _inject(rng, source: str, table: pa.Table, day: np.ndarray, error_rate: float, small: bool = False):
+def _inject(
+    rng, source: str, table: pa.Table, day: np.ndarray, error_rate: float, small: bool = False
+):
     """Give rows exactly one defect each. Returns (table, day, defect_mask, counts, src_index)."""
     n = table.num_rows
     counts: dict[str, int] = {}
@@ -756,7 +984,9 @@ def _inject(rng, source: str, table: pa.Table, day: np.ndarray, error_rate: floa
     if error_rate <= 0 or n == 0:
         return table, day, mask, counts, src_index
     types = _defect_types(source, table)
-    if small:  # products/stores: at most two rows: the caller's last row gets `small`, row 0 is copied
+    if (
+        small
+    ):  # products/stores: at most two rows: the caller's last row gets `small`, row 0 is copied
         reason, col = small
         cols = {name: table.column(name).combine_chunks() for name in table.column_names}
         m = np.zeros(n, bool)
@@ -764,7 +994,9 @@ def _inject(rng, source: str, table: pa.Table, day: np.ndarray, error_rate: floa
         if reason.startswith("missing_required_value"):
             cols[col] = pc.if_else(pa.array(m), _NULL, cols[col])
         else:
-            cols[col] = pc.replace_with_mask(cols[col], pa.array(m), _corrupt(rng, reason, cols[col].slice(n - 1, 1)))
+            cols[col] = pc.replace_with_mask(
+                cols[col], pa.array(m), _corrupt(rng, reason, cols[col].slice(n - 1, 1))
+            )
         src_index = np.insert(np.arange(n), 1, 0)
         table = pa.table(cols).take(pa.array(src_index))
         mask = np.zeros(n + 1, bool)
@@ -780,7 +1012,9 @@ def _inject(rng, source: str, table: pa.Table, day: np.ndarray, error_rate: floa
     else:
         alloc[rng.choice(len(types), total, replace=False)] = 1
     cols = {name: table.column(name).combine_chunks() for name in table.column_names}
-    nonnull = {name: ~np.asarray(pc.is_null(c).to_numpy(zero_copy_only=False)) for name, c in cols.items()}
+    nonnull = {
+        name: ~np.asarray(pc.is_null(c).to_numpy(zero_copy_only=False)) for name, c in cols.items()
+    }
     used = np.zeros(n, bool)
     dup_src = None
     for (reason, col), k in zip(types, alloc.tolist(), strict=True):
@@ -869,8 +1103,10 @@ def _jsonl(t: pa.Table) -> bytes:
         parts += [("{" if i == 0 else ",") + f'"{name}":', v]
     parts.append("}\n")
     lines = _j(*parts)
-    offs = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset: lines.offset + len(lines) + 1]
-    return lines.buffers()[2].to_pybytes()[offs[0]: offs[-1]]
+    offs = np.frombuffer(lines.buffers()[1], dtype=np.int32)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
+    return lines.buffers()[2].to_pybytes()[offs[0] : offs[-1]]
 
 
 # ----------------------------------------------------------------------------- main
@@ -890,7 +1126,9 @@ def generate(
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
     if customers < 1 or days < 1 or horizon_days < 0 or not 0 <= error_rate < 0.5:
-        raise ValueError("customers and days must be >= 1, horizon_days >= 0, 0 <= error_rate < 0.5")
+        raise ValueError(
+            "customers and days must be >= 1, horizon_days >= 0, 0 <= error_rate < 0.5"
+        )
     end_date = end_date or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     start_date = end_date - dt.timedelta(days=days - 1)
     out = Path(out_dir)
@@ -930,9 +1168,18 @@ def generate(
             for typ, col in id_cols:
                 v = table2.column(col).combine_chunks().filter(pa.array(good))
                 ok = ~np.asarray(pc.is_null(v).to_numpy(zero_copy_only=False)) & (pg >= 0)
-                it = pa.table({"identifier_type": pa.array(np.full(ok.sum(), typ)).cast(_STR),
-                               "value": v.filter(pa.array(ok)), "person": pa.array(pg[ok])})
-                ident.append(it.group_by(["identifier_type", "value", "person"], use_threads=False).aggregate([]))
+                it = pa.table(
+                    {
+                        "identifier_type": pa.array(np.full(ok.sum(), typ)).cast(_STR),
+                        "value": v.filter(pa.array(ok)),
+                        "person": pa.array(pg[ok]),
+                    }
+                )
+                ident.append(
+                    it.group_by(
+                        ["identifier_type", "value", "person"], use_threads=False
+                    ).aggregate([])
+                )
             if record_col:
                 rt = pa.table({"record_id": table[record_col], "person": pa.array(person)})
                 if source in ("accounts", "members"):  # several versions of one record
@@ -952,20 +1199,46 @@ def generate(
     summary_rows = dict(sorted(rows.items()))
     manifest = {
         "generator_version": GENERATOR_VERSION,
-        "arguments": {"customers": customers, "days": days, "seed": seed, "end_date": end_date.isoformat(),
-                      "error_rate": error_rate, "horizon_days": horizon_days},
-        "start_date": start_date.isoformat(), "end_date": end_date.isoformat(),
+        "arguments": {
+            "customers": customers,
+            "days": days,
+            "seed": seed,
+            "end_date": end_date.isoformat(),
+            "error_rate": error_rate,
+            "horizon_days": horizon_days,
+        },
+        "start_date": start_date.isoformat(),
+        "end_date": end_date.isoformat(),
         "horizon_end_date": (end_date + dt.timedelta(days=horizon_days)).isoformat(),
-        "timezone": "+08:00", "default_region": DEFAULT_REGION, "country_code": COUNTRY_CODE, "currency": CURRENCY,
-        "rows": summary_rows, "files": FILES, "products": K.n, "stores": ST.n,
+        "timezone": "+08:00",
+        "default_region": DEFAULT_REGION,
+        "country_code": COUNTRY_CODE,
+        "currency": CURRENCY,
+        "rows": summary_rows,
+        "files": FILES,
+        "products": K.n,
+        "stores": ST.n,
     }
-    (truth / "injected_defects.json").write_text(json.dumps(defects, indent=2, sort_keys=True) + "\n")
+    (truth / "injected_defects.json").write_text(
+        json.dumps(defects, indent=2, sort_keys=True) + "\n"
+    )
     (truth / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     secs = time.perf_counter() - t0
     say(f"done in {secs:.1f}s")
-    return GenerationSummary(out_dir=out, landing_dir=landing, truth_dir=truth, start_date=start_date, end_date=end_date,
-                             customers=customers, days=days, seed=seed, rows=summary_rows, defects=defects,
-                             seconds=secs, files=W.files)
+    return GenerationSummary(
+        out_dir=out,
+        landing_dir=landing,
+        truth_dir=truth,
+        start_date=start_date,
+        end_date=end_date,
+        customers=customers,
+        days=days,
+        seed=seed,
+        rows=summary_rows,
+        defects=defects,
+        seconds=secs,
+        files=W.files,
+    )
 
 
 # ----------------------------------------------------------------------------- sources
@@ -994,20 +1267,26 @@ def _emit_products(emit, K, cal, rng, error_rate):
     day = np.concatenate([base_day, K.change_day[ch]])
     cents = np.concatenate([K.cents, K.new_cents[ch]])
     sec = np.where(day == 0, 6 * 3600, 3 * 3600 + (_mix64(idx) % np.uint64(3600)).astype(np.int64))
-    t = pa.table({
-        "sku": K.sku.take(pa.array(idx)),
-        "name": K.name.take(pa.array(idx)),
-        "category": _lut([c[0] for c in V.CATEGORIES], K.cat[idx]),
-        "price": _money(cents),
-        "brand": _lut(V.BRANDS, K.brand[idx]),
-        "is_active": _bool_str(K.active[idx], "true", "false"),
-        "updated_at": cal.ts(day, sec, "local"),
-        "margin_rate": _s(pa.array(K.margin[idx]).cast(pa.decimal128(6, 3))),
-        "price_band": _lut(["budget", "mid", "premium"], K.band[idx]),
-    })
+    t = pa.table(
+        {
+            "sku": K.sku.take(pa.array(idx)),
+            "name": K.name.take(pa.array(idx)),
+            "category": _lut([c[0] for c in V.CATEGORIES], K.cat[idx]),
+            "price": _money(cents),
+            "brand": _lut(V.BRANDS, K.brand[idx]),
+            "is_active": _bool_str(K.active[idx], "true", "false"),
+            "updated_at": cal.ts(day, sec, "local"),
+            "margin_rate": _s(pa.array(K.margin[idx]).cast(pa.decimal128(6, 3))),
+            "price_band": _lut(["budget", "mid", "premium"], K.band[idx]),
+        }
+    )
     o = np.argsort(day, kind="stable")
     t, day = t.take(pa.array(o)), day[o]
-    small = ("invalid_number:price", "price") if len(ch) else ("invalid_number:margin_rate", "margin_rate")
+    small = (
+        ("invalid_number:price", "price")
+        if len(ch)
+        else ("invalid_number:margin_rate", "margin_rate")
+    )
     emit("products", t, day, small=small if error_rate > 0 else False)
 
 
@@ -1015,24 +1294,44 @@ def _emit_stores(emit, ST, error_rate):
     n = ST.n + 1  # the last row is a closed store nobody shops in (its row gets the defect)
     city = np.concatenate([ST.city, ST.city[:1]])
     names = [*ST.names, f"{V.CITIES[int(ST.city[0])][0]} Old Town Outlet (closed)"]
-    t = pa.table({
-        "store_id": _store_id(np.arange(n)),
-        "name": pa.array(names, _STR),
-        "city": _lut([c[0] for c in V.CITIES], city),
-        "region": _lut([c[1] for c in V.CITIES], city),
-    })
-    emit("stores", t, np.zeros(n, np.int64), small=("missing_required_value:store_id", "store_id") if error_rate > 0 else False)
+    t = pa.table(
+        {
+            "store_id": _store_id(np.arange(n)),
+            "name": pa.array(names, _STR),
+            "city": _lut([c[0] for c in V.CITIES], city),
+            "region": _lut([c[1] for c in V.CITIES], city),
+        }
+    )
+    emit(
+        "stores",
+        t,
+        np.zeros(n, np.int64),
+        small=("missing_required_value:store_id", "store_id") if error_rate > 0 else False,
+    )
 
 
 def _person_fields(P, gp, rng, cal, p_birth, p_addr, p_pc, p_city, first, last, bool_t, bool_f):
     m = len(gp)
-    addr = _j("Room ", _s(P.room[gp]), ", ", _s(P.street_no[gp]), " ", _lut(V.STREETS, P.street[gp]), " ",
-              _lut(V.STREET_SUFFIX, P.suffix[gp]))
-    postcode = _j(_lut([c[3] for c in V.CITIES], P.city[gp]), pc.utf8_lpad(_s(P.pc_suffix[gp]), 3, "0"))
+    addr = _j(
+        "Room ",
+        _s(P.room[gp]),
+        ", ",
+        _s(P.street_no[gp]),
+        " ",
+        _lut(V.STREETS, P.street[gp]),
+        " ",
+        _lut(V.STREET_SUFFIX, P.suffix[gp]),
+    )
+    postcode = _j(
+        _lut([c[3] for c in V.CITIES], P.city[gp]), pc.utf8_lpad(_s(P.pc_suffix[gp]), 3, "0")
+    )
     return {
         "first_name": first,
         "last_name": last,
-        "birth_date": _null_where(pc.strftime(pa.array(P.birth[gp].astype(np.int32), pa.date32()), format="%Y-%m-%d"), rng.random(m) >= p_birth),
+        "birth_date": _null_where(
+            pc.strftime(pa.array(P.birth[gp].astype(np.int32), pa.date32()), format="%Y-%m-%d"),
+            rng.random(m) >= p_birth,
+        ),
         "address_line": _null_where(addr, rng.random(m) >= p_addr),
         "postcode": _null_where(postcode, rng.random(m) >= p_pc),
         "city": _null_where(_lut([c[0] for c in V.CITIES], P.city[gp]), rng.random(m) >= p_city),
@@ -1050,35 +1349,75 @@ def _emit_people(emit, P, ST, cal, rng):
     day = np.maximum(created, 0)
     csec = rng.integers(0, 86400, m)
     usec = np.where(created < 0, rng.integers(0, 86400, m), csec)
-    email = _email_fmt(P.email.take(pa.array(gp)), rng.choice(5, m, p=[0.8, 0.08, 0.02, 0.06, 0.04]))
-    phone = _null_where(_phone_fmt(P.phone[gp], rng.choice([2, 0, 1], m, p=[0.4, 0.4, 0.2])), ~P.has_phone_acct[gp])
-    f = _person_fields(P, gp, rng, cal, np.where(P.no_shared[gp], 1.0, 0.85), 0.7, np.where(P.no_shared[gp], 1.0, 0.8),
-                       0.9, P.first_s.take(pa.array(gp)), P.last_s.take(pa.array(gp)), "true", "false")
-    t = pa.table({
-        "account_id": P.account_id.take(pa.array(gp)),
-        "updated_at": cal.ts(day, usec, "local"),
-        "email": email, "phone": phone, **f,
-        "device_id": _null_where(_device(gp * 2, P.seed), rng.random(m) >= 0.7),
-        "created_at": cal.ts(created, csec, "local"),
-    })
+    email = _email_fmt(
+        P.email.take(pa.array(gp)), rng.choice(5, m, p=[0.8, 0.08, 0.02, 0.06, 0.04])
+    )
+    phone = _null_where(
+        _phone_fmt(P.phone[gp], rng.choice([2, 0, 1], m, p=[0.4, 0.4, 0.2])), ~P.has_phone_acct[gp]
+    )
+    f = _person_fields(
+        P,
+        gp,
+        rng,
+        cal,
+        np.where(P.no_shared[gp], 1.0, 0.85),
+        0.7,
+        np.where(P.no_shared[gp], 1.0, 0.8),
+        0.9,
+        P.first_s.take(pa.array(gp)),
+        P.last_s.take(pa.array(gp)),
+        "true",
+        "false",
+    )
+    t = pa.table(
+        {
+            "account_id": P.account_id.take(pa.array(gp)),
+            "updated_at": cal.ts(day, usec, "local"),
+            "email": email,
+            "phone": phone,
+            **f,
+            "device_id": _null_where(_device(gp * 2, P.seed), rng.random(m) >= 0.7),
+            "created_at": cal.ts(created, csec, "local"),
+        }
+    )
     can = ~P.no_shared[gp]
     upd = np.flatnonzero((rng.random(m) < 0.08) & (day < cal.days - 1))
     uday = rng.integers(day[upd] + 1, cal.days)
     newp = can[upd] & (rng.random(len(upd)) < 0.5)
-    u = _update_rows(t, upd, newp, _phone_fmt(P.phone2[gp[upd]], np.full(len(upd), 2)), "true", "false")
-    u = u.set_column(u.column_names.index("updated_at"), "updated_at", cal.ts(uday, rng.integers(0, 86400, len(upd)), "local"))
+    u = _update_rows(
+        t, upd, newp, _phone_fmt(P.phone2[gp[upd]], np.full(len(upd), 2)), "true", "false"
+    )
+    u = u.set_column(
+        u.column_names.index("updated_at"),
+        "updated_at",
+        cal.ts(uday, rng.integers(0, 86400, len(upd)), "local"),
+    )
     P.acct_phone2 = gp[upd][newp]
     tt = pa.concat_tables([t, u])
     dd = np.concatenate([day, uday])
     pp = np.concatenate([gp, gp[upd]])
     o = np.argsort(dd, kind="stable")
-    emit("accounts", tt.take(pa.array(o)), dd[o], person=pp[o],
-         id_cols=(("account_id", "account_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
-         record_col="account_id")
+    emit(
+        "accounts",
+        tt.take(pa.array(o)),
+        dd[o],
+        person=pp[o],
+        id_cols=(
+            ("account_id", "account_id"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("device_id", "device_id"),
+        ),
+        record_col="account_id",
+    )
     # members
     gp = np.flatnonzero(P.is_member)
     m = len(gp)
-    joined = np.where(P.acq[gp] < 0, P.acq[gp] - rng.integers(0, 300, m), np.minimum(P.acq[gp] + rng.integers(0, 60, m), cal.days - 1))
+    joined = np.where(
+        P.acq[gp] < 0,
+        P.acq[gp] - rng.integers(0, 300, m),
+        np.minimum(P.acq[gp] + rng.integers(0, 60, m), cal.days - 1),
+    )
     day = np.maximum(joined, 0)
     jsec = _seconds(rng, m, _STORE_HOURS)
     usec = np.where(joined < 0, _seconds(rng, m, _STORE_HOURS), jsec)
@@ -1086,36 +1425,71 @@ def _emit_people(emit, P, ST, cal, rng):
     has_email = ~ns & (rng.random(m) < np.where(P.kind[gp] == 2, 0.5, 0.25))
     em = pc.if_else(pa.array(P.typo[gp]), P.email2.take(pa.array(gp)), P.email.take(pa.array(gp)))
     email = _null_where(_email_fmt(em, rng.choice(5, m, p=[0.5, 0.15, 0.1, 0.15, 0.1])), ~has_email)
-    phone = _null_where(_phone_fmt(P.phone[gp], rng.choice([0, 5, 3, 1], m, p=[0.5, 0.2, 0.2, 0.1])), ~ns & (rng.random(m) >= 0.92))
-    f = _person_fields(P, gp, rng, cal, np.where(ns, 1.0, 0.8), 0.5, np.where(ns, 1.0, 0.9), 0.95,
-                       P.m_first.take(pa.array(gp)), P.m_last.take(pa.array(gp)), "Y", "N")
+    phone = _null_where(
+        _phone_fmt(P.phone[gp], rng.choice([0, 5, 3, 1], m, p=[0.5, 0.2, 0.2, 0.1])),
+        ~ns & (rng.random(m) >= 0.92),
+    )
+    f = _person_fields(
+        P,
+        gp,
+        rng,
+        cal,
+        np.where(ns, 1.0, 0.8),
+        0.5,
+        np.where(ns, 1.0, 0.9),
+        0.95,
+        P.m_first.take(pa.array(gp)),
+        P.m_last.take(pa.array(gp)),
+        "Y",
+        "N",
+    )
     rq = np.quantile(P.rate[P.rate > 0], [0.6, 0.9]) if (P.rate > 0).any() else np.array([1.0, 2.0])
     tier = np.digitize(P.rate[gp], rq)
-    t = pa.table({
-        "member_card_id": P.card_id.take(pa.array(gp)),
-        "updated_at": cal.ts(day, usec, "utc_naive"),
-        "email": email, "phone": phone, **f,
-        "device_id": _null_where(_device(gp * 2 + 1, P.seed), ns | (rng.random(m) >= 0.1)),
-        "joined_at": cal.ts(joined, jsec, "utc_naive"),
-        "home_store_id": _store_id(P.home[gp]),
-        "tier": _lut(["Bronze", "Silver", "Gold"], tier),
-    })
+    t = pa.table(
+        {
+            "member_card_id": P.card_id.take(pa.array(gp)),
+            "updated_at": cal.ts(day, usec, "utc_naive"),
+            "email": email,
+            "phone": phone,
+            **f,
+            "device_id": _null_where(_device(gp * 2 + 1, P.seed), ns | (rng.random(m) >= 0.1)),
+            "joined_at": cal.ts(joined, jsec, "utc_naive"),
+            "home_store_id": _store_id(P.home[gp]),
+            "tier": _lut(["Bronze", "Silver", "Gold"], tier),
+        }
+    )
     upd = np.flatnonzero((rng.random(m) < 0.06) & (day < cal.days - 1))
     uday = rng.integers(day[upd] + 1, cal.days)
     newp = ~ns[upd] & (rng.random(len(upd)) < 0.5)
     u = _update_rows(t, upd, newp, _phone_fmt(P.phone2[gp[upd]], np.full(len(upd), 0)), "Y", "N")
-    u = u.set_column(u.column_names.index("updated_at"), "updated_at", cal.ts(uday, _seconds(rng, len(upd), _STORE_HOURS), "utc_naive"))
+    u = u.set_column(
+        u.column_names.index("updated_at"),
+        "updated_at",
+        cal.ts(uday, _seconds(rng, len(upd), _STORE_HOURS), "utc_naive"),
+    )
     P.member_phone2 = gp[upd][newp]
     tt = pa.concat_tables([t, u])
     dd = np.concatenate([day, uday])
     pp = np.concatenate([gp, gp[upd]])
     o = np.argsort(dd, kind="stable")
-    emit("members", tt.take(pa.array(o)), dd[o], person=pp[o],
-         id_cols=(("member_card_id", "member_card_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
-         record_col="member_card_id")
+    emit(
+        "members",
+        tt.take(pa.array(o)),
+        dd[o],
+        person=pp[o],
+        id_cols=(
+            ("member_card_id", "member_card_id"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("device_id", "device_id"),
+        ),
+        record_col="member_card_id",
+    )
 
 
-def _update_rows(t: pa.Table, upd: np.ndarray, new_phone: np.ndarray, phone2: pa.Array, bool_t: str, bool_f: str) -> pa.Table:
+def _update_rows(
+    t: pa.Table, upd: np.ndarray, new_phone: np.ndarray, phone2: pa.Array, bool_t: str, bool_f: str
+) -> pa.Table:
     u = t.take(pa.array(upd))
     cols = {c: u.column(c).combine_chunks() for c in u.column_names}
     cols["phone"] = pc.if_else(pa.array(new_phone), phone2, cols["phone"])
@@ -1132,7 +1506,10 @@ def _concat(chunks, key: str, attrs) -> SimpleNamespace:
     offs = np.concatenate([[0], np.cumsum([len(p.gp) for p in parts])[:-1]])
     out.lines = SimpleNamespace(
         order=np.concatenate([p.lines.order + o for p, o in zip(parts, offs, strict=True)]),
-        **{a: np.concatenate([getattr(p.lines, a) for p in parts]) for a in ("sku", "qty", "price", "line_no")},
+        **{
+            a: np.concatenate([getattr(p.lines, a) for p in parts])
+            for a in ("sku", "qty", "price", "line_no")
+        },
     )
     return out
 
@@ -1149,8 +1526,28 @@ def _sorted_orders(od):
 
 
 def _emit_online(emit, chunks, P, K, cal):
-    od = _concat(chunks, "online", ("gp", "day", "sec", "sub", "disc", "code", "total", "status", "chn", "acct",
-                                   "has_email", "use_typo", "has_phone", "dev", "email_fmt", "phone_fmt"))
+    od = _concat(
+        chunks,
+        "online",
+        (
+            "gp",
+            "day",
+            "sec",
+            "sub",
+            "disc",
+            "code",
+            "total",
+            "status",
+            "chn",
+            "acct",
+            "has_email",
+            "use_typo",
+            "has_phone",
+            "dev",
+            "email_fmt",
+            "phone_fmt",
+        ),
+    )
     o, lord, lo = _sorted_orders(od)
     for a in list(vars(od)):
         if a != "lines":
@@ -1159,38 +1556,68 @@ def _emit_online(emit, chunks, P, K, cal):
     ids = _j("SO", pc.utf8_lpad(_s(np.arange(1, n + 1)), 9, "0"))
     gpa = pa.array(od.gp)
     em = pc.if_else(pa.array(od.use_typo & P.typo[od.gp]), P.email2.take(gpa), P.email.take(gpa))
-    t = pa.table({
-        "order_id": ids,
-        "ordered_at": cal.ts(od.day, od.sec, "local"),
-        "order_total": _money(od.total),
-        "account_id": _null_where(P.account_id.take(gpa), ~od.acct),
-        "email": _null_where(_email_fmt(em, od.email_fmt), ~od.has_email),
-        "phone": _null_where(_phone_fmt(P.phone[od.gp], od.phone_fmt), ~od.has_phone),
-        "status": _lut(["completed", "cancelled", "returned"], od.status),
-        "channel": _lut(V.ONLINE_CHANNELS, od.chn),
-        "discount_total": _money(od.disc),
-        "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
-        "currency": pa.array(np.full(n, CURRENCY)).cast(_STR),
-        "region": _lut([c[1] for c in V.CITIES], P.city[od.gp]),
-        "device_id": _device(od.dev, P.seed),
-    })
-    emit("online_orders", t, od.day, person=od.gp,
-         id_cols=(("account_id", "account_id"), ("email", "email"), ("phone", "phone"), ("device_id", "device_id")),
-         record_col="order_id")
+    t = pa.table(
+        {
+            "order_id": ids,
+            "ordered_at": cal.ts(od.day, od.sec, "local"),
+            "order_total": _money(od.total),
+            "account_id": _null_where(P.account_id.take(gpa), ~od.acct),
+            "email": _null_where(_email_fmt(em, od.email_fmt), ~od.has_email),
+            "phone": _null_where(_phone_fmt(P.phone[od.gp], od.phone_fmt), ~od.has_phone),
+            "status": _lut(["completed", "cancelled", "returned"], od.status),
+            "channel": _lut(V.ONLINE_CHANNELS, od.chn),
+            "discount_total": _money(od.disc),
+            "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
+            "currency": pa.array(np.full(n, CURRENCY)).cast(_STR),
+            "region": _lut([c[1] for c in V.CITIES], P.city[od.gp]),
+            "device_id": _device(od.dev, P.seed),
+        }
+    )
+    emit(
+        "online_orders",
+        t,
+        od.day,
+        person=od.gp,
+        id_cols=(
+            ("account_id", "account_id"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("device_id", "device_id"),
+        ),
+        record_col="order_id",
+    )
     L = od.lines
-    lt = pa.table({
-        "order_id": ids.take(pa.array(lord)),
-        "sku": K.sku.take(pa.array(L.sku[lo])),
-        "quantity": _s(L.qty[lo]),
-        "unit_price": _money(L.price[lo]),
-        "line_no": _s(L.line_no[lo]),
-    })
+    lt = pa.table(
+        {
+            "order_id": ids.take(pa.array(lord)),
+            "sku": K.sku.take(pa.array(L.sku[lo])),
+            "quantity": _s(L.qty[lo]),
+            "unit_price": _money(L.price[lo]),
+            "line_no": _s(L.line_no[lo]),
+        }
+    )
     emit("online_order_lines", lt, od.day[lord])
 
 
 def _emit_store(emit, chunks, P, K, ST, cal):
-    od = _concat(chunks, "store", ("gp", "day", "sec", "sub", "disc", "code", "total", "store", "card", "phone_kind",
-                                  "is_ret", "phone_fmt"))
+    od = _concat(
+        chunks,
+        "store",
+        (
+            "gp",
+            "day",
+            "sec",
+            "sub",
+            "disc",
+            "code",
+            "total",
+            "store",
+            "card",
+            "phone_kind",
+            "is_ret",
+            "phone_fmt",
+        ),
+    )
     o, lord, lo = _sorted_orders(od)
     for a in list(vars(od)):
         if a != "lines":
@@ -1200,33 +1627,48 @@ def _emit_store(emit, chunks, P, K, ST, cal):
     gpa = pa.array(od.gp)
     ph = _phone_fmt(P.phone[od.gp], od.phone_fmt)
     ph = pc.if_else(pa.array(od.phone_kind == 2), pa.array(ST.placeholder[od.store], _STR), ph)
-    t = pa.table({
-        "transaction_id": ids,
-        "store_id": _store_id(od.store),
-        "transacted_at": cal.ts(od.day, od.sec, "utc_naive"),
-        "total": _money(od.total),
-        "member_card_id": _null_where(P.card_id.take(gpa), ~od.card),
-        "phone": _null_where(ph, od.phone_kind == 0),
-        "discount_total": _money(od.disc),
-        "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
-        "is_return": _bool_str(od.is_ret, "true", "false"),
-    })
-    emit("pos_transactions", t, od.day, person=od.gp,
-         id_cols=(("member_card_id", "member_card_id"), ("phone", "phone")), record_col="transaction_id")
+    t = pa.table(
+        {
+            "transaction_id": ids,
+            "store_id": _store_id(od.store),
+            "transacted_at": cal.ts(od.day, od.sec, "utc_naive"),
+            "total": _money(od.total),
+            "member_card_id": _null_where(P.card_id.take(gpa), ~od.card),
+            "phone": _null_where(ph, od.phone_kind == 0),
+            "discount_total": _money(od.disc),
+            "coupon_code": _null_where(_lut(V.COUPONS, np.maximum(od.code, 0)), od.code < 0),
+            "is_return": _bool_str(od.is_ret, "true", "false"),
+        }
+    )
+    emit(
+        "pos_transactions",
+        t,
+        od.day,
+        person=od.gp,
+        id_cols=(("member_card_id", "member_card_id"), ("phone", "phone")),
+        record_col="transaction_id",
+    )
     L = od.lines
-    lt = pa.table({
-        "transaction_id": ids.take(pa.array(lord)),
-        "sku": K.sku.take(pa.array(L.sku[lo])),
-        "quantity": _s(L.qty[lo]),
-        "unit_price": _money(L.price[lo]),
-        "line_no": _s(L.line_no[lo]),
-    })
+    lt = pa.table(
+        {
+            "transaction_id": ids.take(pa.array(lord)),
+            "sku": K.sku.take(pa.array(L.sku[lo])),
+            "quantity": _s(L.qty[lo]),
+            "unit_price": _money(L.price[lo]),
+            "line_no": _s(L.line_no[lo]),
+        }
+    )
     emit("pos_lines", lt, od.day[lord])
 
 
 def _emit_events(emit, chunks, P, K, cal, seed):
     parts = [c["events"] for c in chunks]
-    E = SimpleNamespace(**{a: np.concatenate([getattr(p, a) for p in parts]) for a in ("gp", "day", "sec", "etype", "sku", "dev", "login", "chn")})
+    E = SimpleNamespace(
+        **{
+            a: np.concatenate([getattr(p, a) for p in parts])
+            for a in ("gp", "day", "sec", "etype", "sku", "dev", "login", "chn")
+        }
+    )
     E.skey = np.concatenate([p.sess.astype(np.int64) + (np.int64(p.lo) << 26) for p in parts])
     for p in parts:
         del p.sess
@@ -1235,18 +1677,26 @@ def _emit_events(emit, chunks, P, K, cal, seed):
         setattr(E, a, getattr(E, a)[o])
     n = len(E.gp)
     gp0 = np.maximum(E.gp, 0)
-    t = pa.table({
-        "event_id": _j("E", pc.utf8_lpad(_s(np.arange(1, n + 1)), 11, "0")),
-        "occurred_at": cal.ts(E.day, E.sec, "local_ms"),
-        "event_type": _lut(V.EVENT_TYPES, E.etype),
-        "device_id": _device(E.dev, seed),
-        "account_id": _null_where(P.account_id.take(pa.array(gp0)), ~E.login),
-        "sku": _null_where(K.sku.take(pa.array(np.maximum(E.sku, 0))), E.sku < 0),
-        "session_id": _j("s", _hex(_mix64(E.skey.astype(np.uint64) ^ np.uint64(seed)), 12)),
-        "channel": _lut(V.ONLINE_CHANNELS, E.chn),
-    })
-    emit("web_events", t, E.day, person=E.gp, id_cols=(("device_id", "device_id"), ("account_id", "account_id")),
-         record_col="event_id")
+    t = pa.table(
+        {
+            "event_id": _j("E", pc.utf8_lpad(_s(np.arange(1, n + 1)), 11, "0")),
+            "occurred_at": cal.ts(E.day, E.sec, "local_ms"),
+            "event_type": _lut(V.EVENT_TYPES, E.etype),
+            "device_id": _device(E.dev, seed),
+            "account_id": _null_where(P.account_id.take(pa.array(gp0)), ~E.login),
+            "sku": _null_where(K.sku.take(pa.array(np.maximum(E.sku, 0))), E.sku < 0),
+            "session_id": _j("s", _hex(_mix64(E.skey.astype(np.uint64) ^ np.uint64(seed)), 12)),
+            "channel": _lut(V.ONLINE_CHANNELS, E.chn),
+        }
+    )
+    emit(
+        "web_events",
+        t,
+        E.day,
+        person=E.gp,
+        id_cols=(("device_id", "device_id"), ("account_id", "account_id")),
+        record_col="event_id",
+    )
 
 
 # ----------------------------------------------------------------------------- truth
@@ -1256,57 +1706,112 @@ def _write_truth(truth: Path, P, K, cal, future, ident, records, seed):
     N = P.N
     pid = _pid(P.idx)
     kinds = np.array(["online_only", "store_only", "omni"])
-    ddate = pa.array((np.where(P.defect_day < (1 << 29), P.defect_day, 0) + cal.start_epoch).astype(np.int32), pa.date32())
+    ddate = pa.array(
+        (np.where(P.defect_day < (1 << 29), P.defect_day, 0) + cal.start_epoch).astype(np.int32),
+        pa.date32(),
+    )
     react = P.react_day < cal.T
     rate_year = P.rate * 365
-    q = np.quantile(rate_year[rate_year > 0], [0.5, 0.9]) if (rate_year > 0).any() else np.array([1.0, 2.0])
-    segment = np.where(rate_year == 0, "prospect", np.where(rate_year >= q[1], "vip", np.where(rate_year >= q[0], "regular", "occasional")))
+    q = (
+        np.quantile(rate_year[rate_year > 0], [0.5, 0.9])
+        if (rate_year > 0).any()
+        else np.array([1.0, 2.0])
+    )
+    segment = np.where(
+        rate_year == 0,
+        "prospect",
+        np.where(rate_year >= q[1], "vip", np.where(rate_year >= q[0], "regular", "occasional")),
+    )
     phone_changed = np.zeros(N, bool)
     phone_changed[np.concatenate([P.acct_phone2, P.member_phone2])] = True
-    persons = pa.table({
-        "person_id": pid,
-        "first_name": P.first_s, "last_name": P.last_s,
-        "birth_date": pa.array(P.birth.astype(np.int32), pa.date32()),
-        "city": _lut([c[0] for c in V.CITIES], P.city),
-        "postcode": _j(_lut([c[3] for c in V.CITIES], P.city), pc.utf8_lpad(_s(P.pc_suffix), 3, "0")),
-        "email": P.email, "email_typo_variant": P.email2,
-        "phone_e164": _j("+86", _s(P.phone)),
-        "second_phone_e164": _null_where(_j("+86", _s(P.phone2)), ~phone_changed),
-        "channel_type": pa.array(kinds[P.kind]),
-        "online_share": pa.array(P.online_share),
-        "has_account": pa.array(P.has_account), "is_member": pa.array(P.is_member), "is_guest": pa.array(P.guest),
-        "shares_no_identifier": pa.array(P.no_shared),
-        "household_id": _pid(np.where(P.household | np.isin(P.idx, P.leader[P.household]), P.leader, -1)),
-        "price_band": _lut(["budget", "mid", "premium"], P.band),
-        "top_category": _lut([c[0] for c in V.CATEGORIES], P.pref.argmax(axis=1)),
-        "segment": pa.array(segment),
-        "base_purchases_per_year": pa.array(np.round(rate_year, 3)),
-        "acquired_date": pa.array((P.acq + cal.start_epoch).astype(np.int32), pa.date32()),
-        "defect_day": pc.if_else(pa.array(P.defect_day < (1 << 29)), ddate, pa.scalar(None, pa.date32())),
-        "defect_mode": _null_where(pa.array(np.where(P.stop, "stop", "decay")), P.defect_day >= (1 << 29)),
-        "reactivated": pa.array(react),
-        "reactivation_day": pc.if_else(pa.array(react), pa.array((np.where(react, P.react_day, 0) + cal.start_epoch).astype(np.int32), pa.date32()), pa.scalar(None, pa.date32())),
-    })
+    persons = pa.table(
+        {
+            "person_id": pid,
+            "first_name": P.first_s,
+            "last_name": P.last_s,
+            "birth_date": pa.array(P.birth.astype(np.int32), pa.date32()),
+            "city": _lut([c[0] for c in V.CITIES], P.city),
+            "postcode": _j(
+                _lut([c[3] for c in V.CITIES], P.city), pc.utf8_lpad(_s(P.pc_suffix), 3, "0")
+            ),
+            "email": P.email,
+            "email_typo_variant": P.email2,
+            "phone_e164": _j("+86", _s(P.phone)),
+            "second_phone_e164": _null_where(_j("+86", _s(P.phone2)), ~phone_changed),
+            "channel_type": pa.array(kinds[P.kind]),
+            "online_share": pa.array(P.online_share),
+            "has_account": pa.array(P.has_account),
+            "is_member": pa.array(P.is_member),
+            "is_guest": pa.array(P.guest),
+            "shares_no_identifier": pa.array(P.no_shared),
+            "household_id": _pid(
+                np.where(P.household | np.isin(P.idx, P.leader[P.household]), P.leader, -1)
+            ),
+            "price_band": _lut(["budget", "mid", "premium"], P.band),
+            "top_category": _lut([c[0] for c in V.CATEGORIES], P.pref.argmax(axis=1)),
+            "segment": pa.array(segment),
+            "base_purchases_per_year": pa.array(np.round(rate_year, 3)),
+            "acquired_date": pa.array((P.acq + cal.start_epoch).astype(np.int32), pa.date32()),
+            "defect_day": pc.if_else(
+                pa.array(P.defect_day < (1 << 29)), ddate, pa.scalar(None, pa.date32())
+            ),
+            "defect_mode": _null_where(
+                pa.array(np.where(P.stop, "stop", "decay")), P.defect_day >= (1 << 29)
+            ),
+            "reactivated": pa.array(react),
+            "reactivation_day": pc.if_else(
+                pa.array(react),
+                pa.array(
+                    (np.where(react, P.react_day, 0) + cal.start_epoch).astype(np.int32),
+                    pa.date32(),
+                ),
+                pa.scalar(None, pa.date32()),
+            ),
+        }
+    )
     pq.write_table(persons, truth / "persons.parquet", compression="zstd")
     it = pa.concat_tables(ident)
     it = it.group_by(["identifier_type", "value", "person"], use_threads=False).aggregate([])
-    o = pc.sort_indices(it, [("identifier_type", "ascending"), ("value", "ascending"), ("person", "ascending")])
+    o = pc.sort_indices(
+        it, [("identifier_type", "ascending"), ("value", "ascending"), ("person", "ascending")]
+    )
     it = it.take(o)
-    pq.write_table(pa.table({"identifier_type": it["identifier_type"], "value": it["value"],
-                             "person_id": _pid(it["person"].to_numpy())}), truth / "identifiers.parquet", compression="zstd")
+    pq.write_table(
+        pa.table(
+            {
+                "identifier_type": it["identifier_type"],
+                "value": it["value"],
+                "person_id": _pid(it["person"].to_numpy()),
+            }
+        ),
+        truth / "identifiers.parquet",
+        compression="zstd",
+    )
     srcs = sorted(records, key=lambda r: r[0])
-    with pq.ParquetWriter(truth / "records.parquet", pa.schema([("source", _STR), ("record_id", _STR), ("person_id", _STR)]),
-                          compression="zstd") as w:
+    with pq.ParquetWriter(
+        truth / "records.parquet",
+        pa.schema([("source", _STR), ("record_id", _STR), ("person_id", _STR)]),
+        compression="zstd",
+    ) as w:
         for source, rt in srcs:
             rt = rt.take(pc.sort_indices(rt, [("record_id", "ascending")]))
-            w.write_table(pa.table({"source": pa.array(np.full(rt.num_rows, source)).cast(_STR),
-                                    "record_id": rt["record_id"], "person_id": _pid(rt["person"].to_numpy())}))
-    fut = pa.table({
-        "person_id": pid,
-        "online_purchases": pa.array(future[:, 0].astype(np.int64)),
-        "store_purchases": pa.array(future[:, 1].astype(np.int64)),
-        "purchases": pa.array((future[:, 0] + future[:, 1]).astype(np.int64)),
-        "revenue": pa.array(np.round(future[:, 2] / 100, 2)),
-        "purchased_in_horizon": pa.array(future[:, 0] + future[:, 1] > 0),
-    })
+            w.write_table(
+                pa.table(
+                    {
+                        "source": pa.array(np.full(rt.num_rows, source)).cast(_STR),
+                        "record_id": rt["record_id"],
+                        "person_id": _pid(rt["person"].to_numpy()),
+                    }
+                )
+            )
+    fut = pa.table(
+        {
+            "person_id": pid,
+            "online_purchases": pa.array(future[:, 0].astype(np.int64)),
+            "store_purchases": pa.array(future[:, 1].astype(np.int64)),
+            "purchases": pa.array((future[:, 0] + future[:, 1]).astype(np.int64)),
+            "revenue": pa.array(np.round(future[:, 2] / 100, 2)),
+            "purchased_in_horizon": pa.array(future[:, 0] + future[:, 1] > 0),
+        }
+    )
     pq.write_table(fut, truth / "future.parquet", compression="zstd")

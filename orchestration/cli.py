@@ -1,8 +1,8 @@
 """``cdp``: the command line of the platform.
 
-    cdp generate --customers 10000 --days 365 --seed 42 --out data/demo
-    cdp run --landing data/demo/landing --warehouse data/warehouse.duckdb
-    cdp demo
+cdp generate --customers 10000 --days 365 --seed 42 --out data/demo
+cdp run --landing data/demo/landing --warehouse data/warehouse.duckdb
+cdp demo
 """
 
 from __future__ import annotations
@@ -17,20 +17,28 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Warehouse-native customer data platform.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Warehouse-native customer data platform."
+)
 console = Console(stderr=False)
 
 
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Output folder; landing/ and truth/ are written inside.")] = Path("data/demo"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder; landing/ and truth/ are written inside.")
+    ] = Path("data/demo"),
     customers: Annotated[int, typer.Option(min=1, help="Number of people to simulate.")] = 10_000,
     days: Annotated[int, typer.Option(min=1, help="Days of history to land.")] = 365,
-    seed: Annotated[int, typer.Option(help="Random seed; same arguments give the same files.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; same arguments give the same files.")
+    ] = 42,
     end_date: Annotated[
         str | None, typer.Option(help="Last landed day, YYYY-MM-DD (default: yesterday, UTC).")
     ] = None,
-    error_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows given one defect.")] = 0.002,
+    error_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of rows given one defect.")
+    ] = 0.002,
 ) -> None:
     """Write deterministic demo landing files plus a ground-truth folder beside them."""
     from datagen import generate as run_generator
@@ -80,8 +88,14 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
             if stage.success:
                 loaded = stage.metadata.get("rows_loaded")
                 quarantined = stage.metadata.get("rows_quarantined")
-                detail = f"{loaded:,} rows loaded, {quarantined:,} quarantined" if loaded is not None else "done"
-                progress.console.print(f"  [green]✓[/] {stage.name:<28} {detail}  ({stage.seconds:.1f}s)")
+                detail = (
+                    f"{loaded:,} rows loaded, {quarantined:,} quarantined"
+                    if loaded is not None
+                    else "done"
+                )
+                progress.console.print(
+                    f"  [green]✓[/] {stage.name:<28} {detail}  ({stage.seconds:.1f}s)"
+                )
             else:
                 progress.console.print(f"  [red]✗ {stage.name}[/]: {stage.error}")
 
@@ -100,10 +114,12 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
 
 @app.command()
 def run(
-    landing: Annotated[Path, typer.Option(help="Landing directory: <source>/<YYYY-MM-DD>/<files>.")] = Path(
-        "data/landing"
+    landing: Annotated[
+        Path, typer.Option(help="Landing directory: <source>/<YYYY-MM-DD>/<files>.")
+    ] = Path("data/landing"),
+    warehouse: Annotated[Path, typer.Option(help="DuckDB file to build.")] = Path(
+        "data/warehouse.duckdb"
     ),
-    warehouse: Annotated[Path, typer.Option(help="DuckDB file to build.")] = Path("data/warehouse.duckdb"),
     report: Annotated[Path | None, typer.Option(help="Also write an HTML summary here.")] = None,
 ) -> None:
     """Materialise every asset for every date present in LANDING, in-process through Dagster."""
@@ -113,7 +129,9 @@ def run(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for demo data, warehouse and summary.")] = Path("data/demo"),
+    out: Annotated[Path, typer.Option(help="Folder for demo data, warehouse and summary.")] = Path(
+        "data/demo"
+    ),
     customers: Annotated[int, typer.Option(min=100)] = 10_000,
     days: Annotated[int, typer.Option(min=30)] = 365,
     seed: int = 42,

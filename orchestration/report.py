@@ -62,7 +62,9 @@ def raw_section(con: duckdb.DuckDBPyConnection) -> Section | None:
         rows.append((source, count, dates, first, last, files))
     if not rows:
         return None
-    console = [f"  raw.{r[0]:<20} {r[1]:>12,} rows  {r[2]:>4} days  ({r[3]} → {r[4]})" for r in rows]
+    console = [
+        f"  raw.{r[0]:<20} {r[1]:>12,} rows  {r[2]:>4} days  ({r[3]} → {r[4]})" for r in rows
+    ]
     return Section(
         "Landed data (raw)",
         _table(["source", "rows", "date partitions", "first date", "last date", "files"], rows),
@@ -90,7 +92,9 @@ def quarantine_section(con: duckdb.DuckDBPyConnection) -> Section | None:
         + "<h3>First quarantined rows</h3>"
         + _table(["source", "file", "line", "reason"], examples)
     )
-    console = [f"  quarantined: {total:,} rows"] + [f"    {s:<20} {r:<45} {n:>8,}" for s, r, n in by_reason[:20]]
+    console = [f"  quarantined: {total:,} rows"] + [
+        f"    {s:<20} {r:<45} {n:>8,}" for s, r, n in by_reason[:20]
+    ]
     return Section("Quarantine", body, console)
 
 
@@ -111,22 +115,32 @@ def customer_section(con: duckdb.DuckDBPyConnection) -> Section | None:
     rows: list[tuple] = [("customers (one per person, the ONE_ID)", customers)]
     columns = _columns(con, "marts", "dim_customers")
     if "is_omnichannel" in columns:
-        omni = con.execute("select count(*) filter (where is_omnichannel) from marts.dim_customers").fetchone()[0]
+        omni = con.execute(
+            "select count(*) filter (where is_omnichannel) from marts.dim_customers"
+        ).fetchone()[0]
         rows.append(("shop both online and in store", f"{omni:,} ({omni / max(customers, 1):.1%})"))
     if _exists(con, "marts", "fct_orders"):
         total, attributed = con.execute(
             "select count(*), count(customer_id) from marts.fct_orders"
         ).fetchone()
         rows.append(("orders and receipts", total))
-        rows.append(("attributed to a customer", f"{attributed:,} ({attributed / max(total, 1):.1%})"))
+        rows.append(
+            ("attributed to a customer", f"{attributed:,} ({attributed / max(total, 1):.1%})")
+        )
     if _exists(con, "marts", "dim_customer_identifiers"):
-        identifiers = con.execute("select count(*) from marts.dim_customer_identifiers").fetchone()[0]
+        identifiers = con.execute("select count(*) from marts.dim_customer_identifiers").fetchone()[
+            0
+        ]
         rows.append(("identifiers resolved", identifiers))
     console = [f"  {label:<42} {_fmt(value)}" for label, value in rows]
     return Section("Single customer view", _table(["", ""], rows), console)
 
 
-SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [raw_section, quarantine_section, customer_section]
+SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [
+    raw_section,
+    quarantine_section,
+    customer_section,
+]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
@@ -138,7 +152,9 @@ th { background: #f4f4f4; } .meta { color: #666; font-size: .85rem; }
 """
 
 
-def build_report(warehouse: Path, out: Path, title: str = "Customer data platform: demo summary") -> list[Section]:
+def build_report(
+    warehouse: Path, out: Path, title: str = "Customer data platform: demo summary"
+) -> list[Section]:
     """Write the HTML summary of ``warehouse`` to ``out`` and return its sections."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

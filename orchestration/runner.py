@@ -82,7 +82,9 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             data = event.event_specific_data
             evaluation = getattr(data, "asset_check_evaluation", data)
             if evaluation is not None and not getattr(evaluation, "passed", True):
-                messages.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
+                messages.append(
+                    f"check {evaluation.check_name} failed: {evaluation.description or ''}"
+                )
     return " | ".join(m for m in messages if m)[:2000] or "run failed"
 
 
@@ -112,7 +114,11 @@ def run_pipeline(
     today = dt.datetime.now(dt.UTC).date()
     graph = defs.resolve_asset_graph()
     ingestion_keys = [dg.AssetKey(["raw", s]) for s in SOURCES]
-    downstream = [k for k in graph.get_all_asset_keys() if k not in ingestion_keys and graph.get(k).is_materializable]
+    downstream = [
+        k
+        for k in graph.get_all_asset_keys()
+        if k not in ingestion_keys and graph.get(k).is_materializable
+    ]
     stages: list[tuple[str, list[dg.AssetKey], dict[str, str]]] = []
     for source in SOURCES:
         dates = [d for d in partition_dates(landing, source) if d <= today + dt.timedelta(days=1)]

@@ -17,7 +17,9 @@ from orchestration.runner import run_pipeline
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> datagen.GenerationSummary:
     out = tmp_path_factory.mktemp("demo")
-    return datagen.generate(out, customers=1500, days=45, seed=7, end_date=dt.date(2026, 10, 31), error_rate=0.01)
+    return datagen.generate(
+        out, customers=1500, days=45, seed=7, end_date=dt.date(2026, 10, 31), error_rate=0.01
+    )
 
 
 def _quarantine_by_source(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
@@ -54,7 +56,9 @@ def test_dropping_the_same_file_twice_loads_it_once(
     warehouse = tmp_path / "w.duckdb"
     assert run_pipeline(landing, warehouse, include_downstream=False).success
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        before = con.execute("select count(*), sum(hash(order_id)) from raw.online_orders").fetchone()
+        before = con.execute(
+            "select count(*), sum(hash(order_id)) from raw.online_orders"
+        ).fetchone()
 
     first_day = sorted((landing / "online_orders").iterdir())[0]
     original = next(first_day.iterdir())
@@ -69,4 +73,7 @@ def test_dropping_the_same_file_twice_loads_it_once(
     assert orders_stage.metadata["rows_loaded"] == 0
     assert len(orders_stage.metadata["files_skipped_as_duplicates"]) == 2
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select count(*), sum(hash(order_id)) from raw.online_orders").fetchone() == before
+        assert (
+            con.execute("select count(*), sum(hash(order_id)) from raw.online_orders").fetchone()
+            == before
+        )

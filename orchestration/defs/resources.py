@@ -1,6 +1,5 @@
 """Resources: every path and secret comes from the environment through ``dg.EnvVar``."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -21,7 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LOGICAL_TYPES = ("text", "timestamp", "date", "money", "number", "integer", "boolean", "email", "phone")
+LOGICAL_TYPES = (
+    "text",
+    "timestamp",
+    "date",
+    "money",
+    "number",
+    "integer",
+    "boolean",
+    "email",
+    "phone",
+)
 
 # A value longer than this is almost always an export bug (a whole file glued into one field);
 # keeping it would bloat every downstream model, so the row is quarantined instead.

@@ -56,11 +56,20 @@ class ValidationSummary:
         return not self.blocking_failures
 
     def as_markdown(self) -> str:
-        lines = ["| expectation | column | result | unexpected | blocking |", "|---|---|---|---|---|"]
+        lines = [
+            "| expectation | column | result | unexpected | blocking |",
+            "|---|---|---|---|---|",
+        ]
         for o in self.outcomes:
-            unexpected = "" if o.unexpected_count is None else f"{o.unexpected_count} ({o.unexpected_percent or 0:.2f}%)"
+            unexpected = (
+                ""
+                if o.unexpected_count is None
+                else f"{o.unexpected_count} ({o.unexpected_percent or 0:.2f}%)"
+            )
             result = "pass" if o.success else "FAIL"
-            lines.append(f"| {o.expectation} | {o.column} | {result} | {unexpected} | {'yes' if o.blocking else 'no'} |")
+            lines.append(
+                f"| {o.expectation} | {o.column} | {result} | {unexpected} | {'yes' if o.blocking else 'no'} |"
+            )
         return "\n".join(lines)
 
 
@@ -76,7 +85,9 @@ def _expectations(source_name: str, columns: set[str]) -> list[tuple[Any, str, b
     if len(key) == len(source.key):
         items.append(
             (
-                gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=[*key, "_partition_date"]),
+                gx.expectations.ExpectCompoundColumnsToBeUnique(
+                    column_list=[*key, "_partition_date"]
+                ),
                 "+".join(key),
                 True,
             )
@@ -86,16 +97,40 @@ def _expectations(source_name: str, columns: set[str]) -> list[tuple[Any, str, b
             continue
         if column.type == "email":
             items.append(
-                (gx.expectations.ExpectColumnValuesToMatchRegex(column=column.name, regex=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"), column.name, True)
+                (
+                    gx.expectations.ExpectColumnValuesToMatchRegex(
+                        column=column.name, regex=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+                    ),
+                    column.name,
+                    True,
+                )
             )
         if column.name in ("quantity",) and source_name == "online_order_lines":
-            items.append((gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=1), column.name, False))
+            items.append(
+                (
+                    gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=1),
+                    column.name,
+                    False,
+                )
+            )
         if column.name in ("order_total", "price", "unit_price") and source_name != "pos_lines":
-            items.append((gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=0), column.name, False))
+            items.append(
+                (
+                    gx.expectations.ExpectColumnValuesToBeBetween(column=column.name, min_value=0),
+                    column.name,
+                    False,
+                )
+            )
     for (name, column), values in EXPECTED_VALUES.items():
         if name == source_name and column in columns:
             items.append(
-                (gx.expectations.ExpectColumnValuesToBeInSet(column=column, value_set=list(values), mostly=ENUM_MOSTLY), column, False)
+                (
+                    gx.expectations.ExpectColumnValuesToBeInSet(
+                        column=column, value_set=list(values), mostly=ENUM_MOSTLY
+                    ),
+                    column,
+                    False,
+                )
             )
     return items
 
@@ -104,7 +139,9 @@ def _identity(expectation_type: str, kwargs: dict[str, Any]) -> tuple[str, str]:
     return expectation_type, str(kwargs.get("column") or kwargs.get("column_list"))
 
 
-def validate_batch(source_name: str, frame: pd.DataFrame, rows_in_batch: int | None = None) -> ValidationSummary:
+def validate_batch(
+    source_name: str, frame: pd.DataFrame, rows_in_batch: int | None = None
+) -> ValidationSummary:
     """Run the source's suite on ``frame`` (the landed rows, or a sample of them)."""
     import great_expectations as gx
 
@@ -136,10 +173,15 @@ def validate_batch(source_name: str, frame: pd.DataFrame, rows_in_batch: int | N
         gx.ValidationDefinition(name=f"{source_name}_landed", data=batch, suite=suite)
     )
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    by_identity = {_identity(e.expectation_type, e.configuration.kwargs): (label, blocking) for e, label, blocking in items}
+    by_identity = {
+        _identity(e.expectation_type, e.configuration.kwargs): (label, blocking)
+        for e, label, blocking in items
+    }
     for outcome in result.results:
         config = outcome.expectation_config
-        label, blocking = by_identity.get(_identity(config.type, config.kwargs), (config.kwargs.get("column", ""), True))
+        label, blocking = by_identity.get(
+            _identity(config.type, config.kwargs), (config.kwargs.get("column", ""), True)
+        )
         summary.outcomes.append(
             ExpectationOutcome(
                 expectation=outcome.expectation_config.type,

@@ -143,7 +143,9 @@ def partition_files(landing_dir: Path | str, source: str, partition_date: dt.dat
     )
 
 
-def describe_files(landing_dir: Path | str, source: str, partition_date: dt.date) -> list[LandedFile]:
+def describe_files(
+    landing_dir: Path | str, source: str, partition_date: dt.date
+) -> list[LandedFile]:
     root = Path(landing_dir)
     return [
         LandedFile(
@@ -334,7 +336,8 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malf
             ).fetchall()
         ]
         select = ", ".join(
-            f"json_extract_string(line, {_sql_string('$.' + _json_path_key(k))}) as {_quote(k)}" for k in keys
+            f"json_extract_string(line, {_sql_string('$.' + _json_path_key(k))}) as {_quote(k)}"
+            for k in keys
         )
         con.execute(
             f"""
@@ -362,7 +365,10 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malf
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Malformed:
     try:
         names = [
-            r[0] for r in con.execute("select name from parquet_schema(?) where num_children is null", [str(path)]).fetchall()
+            r[0]
+            for r in con.execute(
+                "select name from parquet_schema(?) where num_children is null", [str(path)]
+            ).fetchall()
         ]
         casts = ", ".join(f"cast({_quote(n)} as varchar) as {_quote(n)}" for n in names)
         # Parquet has no lines; the row's position in the file (1-based) is the closest thing.
@@ -380,7 +386,9 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, target: str) -> Ma
     return []
 
 
-def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, headers: Sequence[str]) -> None:
+def _rename_headers(
+    con: duckdb.DuckDBPyConnection, path: Path, target: str, headers: Sequence[str]
+) -> None:
     if len(headers) == 1 and any(sep in headers[0] for sep in (";", "\t", "|")):
         raise UnreadableFileError(
             path,
@@ -391,7 +399,9 @@ def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, hea
     for header in headers:
         cleaned = _clean_header(header)
         if cleaned in seen:
-            raise UnreadableFileError(path, f"duplicate column {cleaned!r} (headers {seen[cleaned]!r} and {header!r})")
+            raise UnreadableFileError(
+                path, f"duplicate column {cleaned!r} (headers {seen[cleaned]!r} and {header!r})"
+            )
         seen[cleaned] = header
         if cleaned.startswith("_"):
             cleaned = "x" + cleaned
@@ -399,7 +409,9 @@ def _rename_headers(con: duckdb.DuckDBPyConnection, path: Path, target: str, hea
             con.execute(f"alter table {target} rename column {_quote(header)} to {_quote(cleaned)}")
 
 
-def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target: str) -> tuple[list[str], Malformed]:
+def read_file(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, target: str
+) -> tuple[list[str], Malformed]:
     """Read one landing file into temp table ``target`` (all values as text, plus
     ``_record_number`` and ``_line_number``). Returns its columns and its structurally
     broken lines; raises :class:`UnreadableFileError` when nothing sensible can be read."""
@@ -414,7 +426,9 @@ def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target
         elif fmt == "parquet":
             malformed = _read_parquet(con, path, target)
         else:
-            raise UnreadableFileError(path, "unsupported file type (expected .csv, .csv.gz, .parquet or .jsonl)")
+            raise UnreadableFileError(
+                path, "unsupported file type (expected .csv, .csv.gz, .parquet or .jsonl)"
+            )
     except duckdb.Error as exc:
         # Anything DuckDB refuses while reading (a NUL header, say) is a file-level problem.
         raise UnreadableFileError(path, _short_error(exc)) from exc
@@ -428,7 +442,8 @@ def read_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path, target
         )
     if malformed and con.execute(f"select count(*) from {target}").fetchone()[0] == 0:
         raise UnreadableFileError(
-            path, f"no line could be parsed ({len(malformed)} malformed); wrong delimiter, encoding or binary content?"
+            path,
+            f"no line could be parsed ({len(malformed)} malformed); wrong delimiter, encoding or binary content?",
         )
     return columns, malformed
 
@@ -480,7 +495,9 @@ def parse_expression(column: Column) -> str:
         case "timestamp":
             return f"(try_cast({value} as timestamptz) at time zone 'UTC')"
         case "date":
-            return f"coalesce(try_cast({value} as date), cast(try_cast({value} as timestamp) as date))"
+            return (
+                f"coalesce(try_cast({value} as date), cast(try_cast({value} as timestamp) as date))"
+            )
         case "money" | "number":
             return f"try_cast({value} as decimal(18, 4))"
         case "integer":
@@ -534,10 +551,14 @@ def reason_expressions(source: Source, present: Sequence[str]) -> list[str]:
         if column.name not in present:
             continue
         if column.required:
-            checks.append(f"case when {_blank_to_null(column.name)} is null then 'missing_required_value:{column.name}' end")
+            checks.append(
+                f"case when {_blank_to_null(column.name)} is null then 'missing_required_value:{column.name}' end"
+            )
         condition = _invalid_condition(column)
         if condition:
-            checks.append(f"case when {condition} then '{_INVALID_LABEL[column.type]}:{column.name}' end")
+            checks.append(
+                f"case when {condition} then '{_INVALID_LABEL[column.type]}:{column.name}' end"
+            )
     identifiers = [c for c in source.one_of_required if c in present]
     if source.one_of_required:
         if identifiers:
@@ -584,7 +605,8 @@ def load_partitions(
     con.execute("set enable_progress_bar = false")
     ensure_tables(con, source)
     ledger_rows = con.execute(
-        f"select partition_date, file_path, file_sha256 from {LEDGER_TABLE} where source = ?", [source.name]
+        f"select partition_date, file_path, file_sha256 from {LEDGER_TABLE} where source = ?",
+        [source.name],
     ).fetchall()
     ledger: dict[dt.date, set[tuple[str, str]]] = {}
     sha_dates: dict[str, set[dt.date]] = {}
@@ -635,7 +657,9 @@ def load_partitions(
     return results
 
 
-def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, chunk: list[_Planned], run_id: str) -> None:
+def _load_chunk(
+    con: duckdb.DuckDBPyConnection, source: Source, chunk: list[_Planned], run_id: str
+) -> None:
     batch = f"_batch_{uuid.uuid4().hex[:10]}"
     temp_tables: list[str] = []
     reads: list[tuple[_Planned, LandedFile, str, list[str], Malformed]] = []
@@ -680,7 +704,10 @@ def _replace_partitions(
     run_id: str,
 ) -> None:
     dates = [p.partition_date for p in plans]
-    con.execute(f"delete from raw.{source.name} where _partition_date in (select unnest(?::date[]))", [dates])
+    con.execute(
+        f"delete from raw.{source.name} where _partition_date in (select unnest(?::date[]))",
+        [dates],
+    )
     con.execute(
         f"delete from {QUARANTINE_TABLE} where source = ? and partition_date in (select unnest(?::date[]))",
         [source.name, dates],
@@ -703,7 +730,9 @@ def _replace_partitions(
         f"create temp table {batch}_all as {union}",
         [plan.partition_date for plan, _, _, _, _ in reads],
     )
-    columns = sorted({c for _, _, _, cols, _ in reads for c in cols}, key=lambda c: (source.column(c) is None, c))
+    columns = sorted(
+        {c for _, _, _, cols, _ in reads for c in cols}, key=lambda c: (source.column(c) is None, c)
+    )
     raw_columns = set(_table_columns(con, "raw", source.name))
     for extra in columns:
         if extra not in raw_columns and source.column(extra) is None:
@@ -712,13 +741,15 @@ def _replace_partitions(
     checks = reason_expressions(source, columns)
     key = [k for k in source.key if k in columns]
     has_key = len(key) == len(source.key)
-    key_not_null = " and ".join(f"{_blank_to_null(k)} is not null" for k in key) if has_key else "false"
+    key_not_null = (
+        " and ".join(f"{_blank_to_null(k)} is not null" for k in key) if has_key else "false"
+    )
     key_partition = ", ".join(_blank_to_null(k) for k in key) if has_key else "1"
     con.execute(
         f"""
         create temp table {batch}_checked as
         with reasons as (
-            select *, list_filter([{', '.join(checks) or 'null'}], r -> r is not null) as _reasons
+            select *, list_filter([{", ".join(checks) or "null"}], r -> r is not null) as _reasons
             from {batch}_all
         ),
         ranked as (
@@ -734,14 +765,20 @@ def _replace_partitions(
         from ranked
         """
     )
-    file_table = "(values " + ", ".join(f"({i}, ?, ?)" for i in files) + ") as f(_file_index, _source_file, _file_sha256)"
+    file_table = (
+        "(values "
+        + ", ".join(f"({i}, ?, ?)" for i in files)
+        + ") as f(_file_index, _source_file, _file_sha256)"
+    )
     file_params = [v for f in files.values() for v in (f.relative_path, f.sha256)]
-    typed = [f"{parse_expression(c)} as {_quote(c.name)}" for c in source.columns if c.name in columns]
+    typed = [
+        f"{parse_expression(c)} as {_quote(c.name)}" for c in source.columns if c.name in columns
+    ]
     extras = [_quote(c) for c in columns if source.column(c) is None]
     con.execute(
         f"""
         insert into raw.{source.name} by name
-        select {', '.join(typed + extras)},
+        select {", ".join(typed + extras)},
                c._partition_date, f._source_file, f._file_sha256, c._record_number, c._line_number,
                ?::timestamp as _loaded_at, ? as _run_id
         from {batch}_checked as c join {file_table} using (_file_index)
@@ -749,9 +786,13 @@ def _replace_partitions(
         """,
         [loaded_at, run_id, *file_params],
     )
-    record_json = "json_object(" + ", ".join(
-        f"{_sql_string(c)}, left(c.{_quote(c)}, {QUARANTINE_VALUE_CHARS})" for c in columns
-    ) + ")"
+    record_json = (
+        "json_object("
+        + ", ".join(
+            f"{_sql_string(c)}, left(c.{_quote(c)}, {QUARANTINE_VALUE_CHARS})" for c in columns
+        )
+        + ")"
+    )
     con.execute(
         f"""
         insert into {QUARANTINE_TABLE}
@@ -781,9 +822,15 @@ def _replace_partitions(
                    m.reason, m.detail, m.record, ?::timestamp, ?
             from {batch}_malformed as m
             join {file_table} using (_file_index)
-            join (values {', '.join(f'({i}, ?::date)' for i in files)}) as d(_file_index, _partition_date) using (_file_index)
+            join (values {", ".join(f"({i}, ?::date)" for i in files)}) as d(_file_index, _partition_date) using (_file_index)
             """,
-            [source.name, loaded_at, run_id, *file_params, *[plan.partition_date for plan, _, _, _, _ in reads]],
+            [
+                source.name,
+                loaded_at,
+                run_id,
+                *file_params,
+                *[plan.partition_date for plan, _, _, _, _ in reads],
+            ],
         )
 
     # Per-file and per-partition accounting, for the ledger and the asset metadata.
@@ -814,6 +861,15 @@ def _replace_partitions(
         plan.result.quarantine_reasons.update(reasons_by_file.get(index, Counter()))
         con.execute(
             f"insert into {LEDGER_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [source.name, plan.partition_date, landed.relative_path, landed.sha256, landed.size_bytes,
-             valid, bad, loaded_at, run_id],
+            [
+                source.name,
+                plan.partition_date,
+                landed.relative_path,
+                landed.sha256,
+                landed.size_bytes,
+                valid,
+                bad,
+                loaded_at,
+                run_id,
+            ],
         )

@@ -36,9 +36,15 @@ def scan(root: Path, cursor: dict[str, list]) -> tuple[dict[str, list], list[Pen
         source_dir = root / source
         if not source_dir.is_dir():
             continue
-        for date_dir in sorted(p for p in source_dir.iterdir() if p.is_dir() and _DATE_DIR.match(p.name)):
+        for date_dir in sorted(
+            p for p in source_dir.iterdir() if p.is_dir() and _DATE_DIR.match(p.name)
+        ):
             for path in sorted(date_dir.iterdir()):
-                if not path.is_file() or path.name.startswith((".", "_")) or file_format(path.name) is None:
+                if (
+                    not path.is_file()
+                    or path.name.startswith((".", "_"))
+                    or file_format(path.name) is None
+                ):
                     continue
                 rel = path.relative_to(root).as_posix()
                 stat = path.stat()
@@ -55,7 +61,9 @@ def scan(root: Path, cursor: dict[str, list]) -> tuple[dict[str, list], list[Pen
     pending = []
     for source, items in sorted(fresh.items()):
         dates = sorted({d for d, _, _ in items})
-        content = hashlib.sha256("\n".join(sorted(d for _, _, d in items)).encode()).hexdigest()[:24]
+        content = hashlib.sha256("\n".join(sorted(d for _, _, d in items)).encode()).hexdigest()[
+            :24
+        ]
         pending.append(
             PendingLoad(
                 source=source,

@@ -21,7 +21,9 @@ from orchestration.ingestion.contract import SOURCES as CONTRACT
 
 END = dt.date(2025, 12, 31)
 
-TS_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
+TS_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
+)
 DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^[\d\s+().\-]+$")
@@ -99,15 +101,26 @@ def _recheck(landing: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
                 continue
             v = df[col.name].astype(str)
             if col.required:
-                reason = reason.mask((reason == "") & (v == ""), f"missing_required_value:{col.name}")
+                reason = reason.mask(
+                    (reason == "") & (v == ""), f"missing_required_value:{col.name}"
+                )
             if col.type != "text":
                 ok = (v == "") | _valid(col.type, v).fillna(False).astype(bool)
-                prefix = {"timestamp": "invalid_timestamp", "date": "invalid_date", "money": "invalid_number",
-                          "number": "invalid_number", "integer": "invalid_integer", "boolean": "invalid_boolean",
-                          "email": "invalid_email", "phone": "invalid_phone"}[col.type]
+                prefix = {
+                    "timestamp": "invalid_timestamp",
+                    "date": "invalid_date",
+                    "money": "invalid_number",
+                    "number": "invalid_number",
+                    "integer": "invalid_integer",
+                    "boolean": "invalid_boolean",
+                    "email": "invalid_email",
+                    "phone": "invalid_phone",
+                }[col.type]
                 reason = reason.mask((reason == "") & ~ok, f"{prefix}:{col.name}")
         if spec.one_of_required:
-            none = np.logical_and.reduce([df[c].astype(str).str.strip() == "" for c in spec.one_of_required])
+            none = np.logical_and.reduce(
+                [df[c].astype(str).str.strip() == "" for c in spec.one_of_required]
+            )
             reason = reason.mask((reason == "") & none, "missing_identifier")
         clean = reason == ""
         dup = df[clean].duplicated(subset=["_part", *spec.key], keep="first")
@@ -149,8 +162,14 @@ def test_layout_and_files(run):
             assert run.start_date <= dt.date.fromisoformat(d) <= run.end_date, (s, d)
     exts = {p.name.split(".", 1)[1] for p in landing.rglob("*.*") if p.is_file()}
     assert {"csv", "csv.gz", "parquet", "jsonl"} <= exts
-    for f in ("persons.parquet", "identifiers.parquet", "records.parquet", "future.parquet",
-              "injected_defects.json", "manifest.json"):
+    for f in (
+        "persons.parquet",
+        "identifiers.parquet",
+        "records.parquet",
+        "future.parquet",
+        "injected_defects.json",
+        "manifest.json",
+    ):
         assert (truth / f).is_file(), f
     manifest = json.loads((truth / "manifest.json").read_text())
     assert manifest["default_region"] == "CN" and manifest["rows"] == run.rows
@@ -171,13 +190,23 @@ def test_injected_defects_match_recheck(run):
     injected = json.loads((run.truth_dir / "injected_defects.json").read_text())
     assert rows == run.rows
     assert found == injected
-    for s in ("online_orders", "online_order_lines", "pos_transactions", "pos_lines", "accounts", "members", "web_events"):
+    for s in (
+        "online_orders",
+        "online_order_lines",
+        "pos_transactions",
+        "pos_lines",
+        "accounts",
+        "members",
+        "web_events",
+    ):
         spec = CONTRACT[s]
         expected = {f"missing_required_value:{c}" for c in spec.required} | {"duplicate_key"}
         assert expected <= set(injected[s]), (s, expected - set(injected[s]))
         assert 0.001 < sum(injected[s].values()) / run.rows[s] < 0.01
     assert "missing_identifier" in injected["online_orders"]
-    assert {"invalid_email:email", "invalid_phone:phone", "invalid_timestamp:ordered_at"} <= set(injected["online_orders"])
+    assert {"invalid_email:email", "invalid_phone:phone", "invalid_timestamp:ordered_at"} <= set(
+        injected["online_orders"]
+    )
     assert "invalid_date:birth_date" in injected["accounts"]
     assert "invalid_boolean:is_return" in injected["pos_transactions"]
     assert "invalid_integer:quantity" in injected["pos_lines"]
@@ -187,14 +216,20 @@ def test_injected_defects_match_recheck(run):
 
 def test_order_totals_reconcile(run):
     landing = run.landing_dir
-    for head, lines, key, total in (("online_orders", "online_order_lines", "order_id", "order_total"),
-                                    ("pos_transactions", "pos_lines", "transaction_id", "total")):
+    for head, lines, key, total in (
+        ("online_orders", "online_order_lines", "order_id", "order_total"),
+        ("pos_transactions", "pos_lines", "transaction_id", "total"),
+    ):
         h = pd.concat([_read(p) for p in sorted((landing / head).glob("*/*"))]).drop_duplicates()
         li = pd.concat([_read(p) for p in sorted((landing / lines).glob("*/*"))]).drop_duplicates()
-        li["amount"] = pd.to_numeric(li["quantity"], errors="coerce") * pd.to_numeric(li["unit_price"], errors="coerce")
+        li["amount"] = pd.to_numeric(li["quantity"], errors="coerce") * pd.to_numeric(
+            li["unit_price"], errors="coerce"
+        )
         sums = li.groupby(key)["amount"].sum(min_count=1)
         h = h[h[key] != ""].set_index(key)
-        expect = pd.to_numeric(h[total], errors="coerce") + pd.to_numeric(h["discount_total"], errors="coerce")
+        expect = pd.to_numeric(h[total], errors="coerce") + pd.to_numeric(
+            h["discount_total"], errors="coerce"
+        )
         diff = (expect - sums.reindex(h.index)).abs()
         ok = (diff < 0.005).mean()
         assert ok > 0.98, (head, ok)
@@ -230,7 +265,13 @@ def test_identity_structure(run):
     assert len(ns) > 100
     assert (persons.loc[ns, "channel_type"] == "omni").all()
     recs = pd.read_parquet(run.truth_dir / "records.parquet")
-    assert set(recs.source) == {"accounts", "members", "online_orders", "pos_transactions", "web_events"}
+    assert set(recs.source) == {
+        "accounts",
+        "members",
+        "online_orders",
+        "pos_transactions",
+        "web_events",
+    }
     assert recs.loc[recs.source == "web_events", "person_id"].isna().mean() > 0.05
 
 
@@ -244,7 +285,9 @@ def test_heavy_tail_and_churn_signal(run):
     persons = pd.read_parquet(run.truth_dir / "persons.parquet").set_index("person_id")
     fut = pd.read_parquet(run.truth_dir / "future.parquet").set_index("person_id")
     buyers = per.index
-    defected = persons.loc[buyers, "defect_day"].notna() & (persons.loc[buyers, "defect_day"] <= pd.Timestamp(END).date())
+    defected = persons.loc[buyers, "defect_day"].notna() & (
+        persons.loc[buyers, "defect_day"] <= pd.Timestamp(END).date()
+    )
     defected &= ~persons.loc[buyers, "reactivated"]
     p_def = fut.loc[buyers[defected.to_numpy()], "purchased_in_horizon"].mean()
     p_ok = fut.loc[buyers[~defected.to_numpy()], "purchased_in_horizon"].mean()
@@ -253,7 +296,9 @@ def test_heavy_tail_and_churn_signal(run):
 
 
 def test_seasonality_promotions(run):
-    counts = {p.name: len(_read(next(p.iterdir()))) for p in (run.landing_dir / "online_orders").iterdir()}
+    counts = {
+        p.name: len(_read(next(p.iterdir()))) for p in (run.landing_dir / "online_orders").iterdir()
+    }
     s = pd.Series(counts).sort_index()
     assert s["2025-11-11"] > 3 * s.median()
     assert s["2025-06-18"] > 2 * s.median()

@@ -68,7 +68,9 @@ def test_whole_corpus_in_one_run_keeps_cases_isolated(tmp_path) -> None:
     for case in CASES:
         by_source.setdefault(case.source, []).append(case)
     for source, cases in by_source.items():
-        results = load_partitions(con, landing, source, [c.partition_date for c in cases], run_id="all")
+        results = load_partitions(
+            con, landing, source, [c.partition_date for c in cases], run_id="all"
+        )
         assert [r.partition_date for r in results] == [c.partition_date for c in cases]
         for case, result in zip(cases, results, strict=True):
             _assert_outcome(con, case, result, landing)

@@ -71,19 +71,30 @@ def test_reloading_same_date_is_a_noop(con, landing):
 
     assert again.status == "unchanged"
     assert (again.rows_loaded, again.rows_quarantined, again.files_loaded) == (0, 0, 0)
-    assert (_rows(con), _quarantine(con), _ledger(con)) == before  # still run1's rows, nothing added
+    assert (
+        _rows(con),
+        _quarantine(con),
+        _ledger(con),
+    ) == before  # still run1's rows, nothing added
 
 
 def test_modified_file_replaces_the_partition(con, landing):
     path = _write(landing, "a.csv", [f"o1,{TS},1,acc", f"o2,{TS},x,acc"])
     load_partitions(con, landing, SOURCE, [DAY], run_id="run1")
-    path.write_text("\n".join([HEADER, f"o1,{TS},10,acc", f"o2,{TS},20,acc", f"o3,{TS},30,acc", "o4,bad,1,acc"]) + "\n")
+    path.write_text(
+        "\n".join([HEADER, f"o1,{TS},10,acc", f"o2,{TS},20,acc", f"o3,{TS},30,acc", "o4,bad,1,acc"])
+        + "\n"
+    )
 
     [result] = load_partitions(con, landing, SOURCE, [DAY], run_id="run2")
 
     assert (result.status, result.rows_loaded, result.rows_quarantined) == ("loaded", 3, 1)
     path_key = f"{SOURCE}/{DAY.isoformat()}/a.csv"
-    assert [(r[0], int(r[1]), r[3]) for r in _rows(con)] == [("o1", 10, "run2"), ("o2", 20, "run2"), ("o3", 30, "run2")]
+    assert [(r[0], int(r[1]), r[3]) for r in _rows(con)] == [
+        ("o1", 10, "run2"),
+        ("o2", 20, "run2"),
+        ("o3", 30, "run2"),
+    ]
     # the old quarantined row (o2's 'x') is gone; only the new file's bad row remains
     assert _quarantine(con) == [("a.csv", 5, "invalid_timestamp:ordered_at", "run2")]
     assert [(p, r) for p, _, r in _ledger(con)] == [(path_key, "run2")]
@@ -142,7 +153,10 @@ def test_same_content_in_two_dates_loaded_in_one_call_loads_once(con, landing):
     first, second = load_partitions(con, landing, SOURCE, [DAY, OTHER_DAY], run_id="run1")
 
     assert (first.rows_loaded, first.files_skipped_duplicate) == (1, [])
-    assert (second.rows_loaded, second.files_skipped_duplicate) == (0, [f"{SOURCE}/{OTHER_DAY.isoformat()}/a.csv"])
+    assert (second.rows_loaded, second.files_skipped_duplicate) == (
+        0,
+        [f"{SOURCE}/{OTHER_DAY.isoformat()}/a.csv"],
+    )
     assert con.execute(f"select count(*) from raw.{SOURCE}").fetchone()[0] == 1
 
 
@@ -210,15 +224,19 @@ def test_failed_partition_does_not_stop_other_dates(con, landing):
 
 
 def test_csv_line_numbers_point_to_physical_lines_after_malformed_rows(con, landing):
-    _write(landing, "a.csv", [
-        f"o1,{TS},1,acc",          # line 2: loaded
-        f"o2,{TS},1,acc,extra",    # line 3: too many columns
-        f"o3,{TS},nope,acc",       # line 4: invalid number
-        f"o4,{TS},1",              # line 5: missing columns
-        f"o5,{TS},1,acc",          # line 6: loaded
-        f"o6,{TS},1,",             # line 7: missing identifier
-        f'o7,{TS},1,"multi\nline"',  # lines 8-9: loaded (quoted newline)
-    ])
+    _write(
+        landing,
+        "a.csv",
+        [
+            f"o1,{TS},1,acc",  # line 2: loaded
+            f"o2,{TS},1,acc,extra",  # line 3: too many columns
+            f"o3,{TS},nope,acc",  # line 4: invalid number
+            f"o4,{TS},1",  # line 5: missing columns
+            f"o5,{TS},1,acc",  # line 6: loaded
+            f"o6,{TS},1,",  # line 7: missing identifier
+            f'o7,{TS},1,"multi\nline"',  # lines 8-9: loaded (quoted newline)
+        ],
+    )
 
     load_partitions(con, landing, SOURCE, [DAY], run_id="run1")
 

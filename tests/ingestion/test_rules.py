@@ -99,7 +99,9 @@ def con(tmp_path_factory):
     connection.close()
 
 
-@pytest.mark.parametrize(("logical_type", "value", "parsed", "reason"), CASES, ids=[f"{c[0]}:{c[1]!r}" for c in CASES])
+@pytest.mark.parametrize(
+    ("logical_type", "value", "parsed", "reason"), CASES, ids=[f"{c[0]}:{c[1]!r}" for c in CASES]
+)
 def test_single_value_rule(con, logical_type, value, parsed, reason):
     column = Column("v", logical_type)
     checks = reason_expressions(Source("t", "test", (column,), key=()), ["v"])
@@ -125,7 +127,8 @@ def test_required_rule(con, required, value, reasons):
     source = Source("t", "test", (Column("v", "integer", required=required),), key=())
     checks = reason_expressions(source, ["v"])
     got = con.execute(
-        f"select list_filter([{', '.join(checks)}], r -> r is not null) from (select ?::varchar as v)", [value]
+        f"select list_filter([{', '.join(checks)}], r -> r is not null) from (select ?::varchar as v)",
+        [value],
     ).fetchone()[0]
     assert got == reasons
 
@@ -149,7 +152,9 @@ def test_stored_types_through_the_loader(tmp_path):
         "s3,Bag,bags,1,maybe,2026-01-02T10:00:00Z,0.1\n"
     )
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    [result] = load_partitions(con, tmp_path / "landing", "products", [dt.date(2026, 1, 2)], run_id="r")
+    [result] = load_partitions(
+        con, tmp_path / "landing", "products", [dt.date(2026, 1, 2)], run_id="r"
+    )
     assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
     assert dict(result.quarantine_reasons) == {"invalid_boolean:is_active": 1}
     assert con.execute(

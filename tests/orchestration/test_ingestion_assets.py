@@ -17,7 +17,9 @@ RANGE = {
 }
 
 
-def _materialize(instance: dg.DagsterInstance, key: dg.AssetKey, max_share: float = 0.5, tags=RANGE):
+def _materialize(
+    instance: dg.DagsterInstance, key: dg.AssetKey, max_share: float = 0.5, tags=RANGE
+):
     from orchestration.definitions import defs
 
     definitions = defs()
@@ -28,7 +30,11 @@ def _materialize(instance: dg.DagsterInstance, key: dg.AssetKey, max_share: floa
         resources=dict(definitions.resources),
         instance=instance,
         tags=tags,
-        run_config={"ops": {op_name: {"config": {"max_quarantine_share": max_share, "min_quarantined_rows": 1}}}},
+        run_config={
+            "ops": {
+                op_name: {"config": {"max_quarantine_share": max_share, "min_quarantined_rows": 1}}
+            }
+        },
         raise_on_error=False,
     )
 
@@ -36,19 +42,29 @@ def _materialize(instance: dg.DagsterInstance, key: dg.AssetKey, max_share: floa
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:
     # A range run records one materialization per partition, all with the run's metadata.
     event = result.get_asset_materialization_events()[0]
-    return {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
+    return {
+        k: getattr(v, "value", v)
+        for k, v in event.event_specific_data.materialization.metadata.items()
+    }
 
 
-def test_orders_asset_loads_valid_rows_and_quarantines_bad_ones(env, instance, warehouse: Path) -> None:
+def test_orders_asset_loads_valid_rows_and_quarantines_bad_ones(
+    env, instance, warehouse: Path
+) -> None:
     result = _materialize(instance, ORDERS)
     assert result.success
     metadata = _metadata(result)
     assert metadata["rows_loaded"] == 3
     assert metadata["rows_quarantined"] == 2
-    assert metadata["quarantine_reasons"] == {"invalid_timestamp:ordered_at": 1, "missing_identifier": 1}
+    assert metadata["quarantine_reasons"] == {
+        "invalid_timestamp:ordered_at": 1,
+        "missing_identifier": 1,
+    }
     assert metadata["partitions_loaded"] == 2
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute("select order_id, gift_wrap from raw.online_orders order by order_id").fetchall()
+        rows = con.execute(
+            "select order_id, gift_wrap from raw.online_orders order by order_id"
+        ).fetchall()
         assert rows == [("o1", "yes"), ("o2", "no"), ("o4", None)]
         quarantined = con.execute(
             "select source_file, line_number, reason from quarantine.rejected_rows order by source_file"
@@ -85,7 +101,10 @@ def test_quarantine_rate_check_blocks_a_mostly_broken_batch(env, instance) -> No
 
 
 def test_unreadable_file_fails_the_asset_naming_the_file(env, instance, landing: Path) -> None:
-    write(landing / "online_orders/2026-03-02/extra.csv", "order_id;ordered_at;order_total\n1;2026-03-02;3\n")
+    write(
+        landing / "online_orders/2026-03-02/extra.csv",
+        "order_id;ordered_at;order_total\n1;2026-03-02;3\n",
+    )
     result = _materialize(instance, ORDERS)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -107,7 +126,9 @@ def test_single_partition_run_loads_only_that_date(env, instance, warehouse: Pat
     )
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select sku, price, brand from raw.products order by sku").fetchall() == [
+        assert con.execute(
+            "select sku, price, brand from raw.products order by sku"
+        ).fetchall() == [
             ("p1", pytest.approx(3.5), None),
             ("p2", pytest.approx(4.0), "Acme"),
         ]

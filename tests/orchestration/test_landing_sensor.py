@@ -50,7 +50,10 @@ def test_run_key_depends_on_content_not_cursor(landing: Path, instance) -> None:
 
 def test_new_content_requests_one_run_for_its_source(landing: Path, instance) -> None:
     first = _tick(landing, instance, None)
-    write(landing / "online_orders/2026-03-03/late.csv", "order_id,ordered_at,order_total,account_id\no9,2026-03-03,1,a9\n")
+    write(
+        landing / "online_orders/2026-03-03/late.csv",
+        "order_id,ordered_at,order_total,account_id\no9,2026-03-03,1,a9\n",
+    )
     second = _tick(landing, instance, first.cursor)
     [request] = second.run_requests
     assert request.asset_selection == [dg.AssetKey(["raw", "online_orders"])]

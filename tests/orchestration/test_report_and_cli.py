@@ -13,7 +13,9 @@ from orchestration.ingestion.loader import load_partitions, partition_dates
 from orchestration.report import build_report
 
 
-def test_report_shows_counts_and_quarantine_without_personal_data(landing: Path, tmp_path: Path) -> None:
+def test_report_shows_counts_and_quarantine_without_personal_data(
+    landing: Path, tmp_path: Path
+) -> None:
     warehouse = tmp_path / "w.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         for source in ("online_orders", "products"):
@@ -30,8 +32,20 @@ def test_report_shows_counts_and_quarantine_without_personal_data(landing: Path,
 
 def test_cdp_generate_writes_landing_and_truth(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["generate", "--customers", "300", "--days", "20", "--seed", "3", "--out", str(tmp_path / "g"),
-              "--end-date", "2026-10-31"],
+        app,
+        [
+            "generate",
+            "--customers",
+            "300",
+            "--days",
+            "20",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "g"),
+            "--end-date",
+            "2026-10-31",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "g/landing/online_orders").is_dir()
@@ -40,6 +54,8 @@ def test_cdp_generate_writes_landing_and_truth(tmp_path: Path) -> None:
 
 
 def test_cdp_run_fails_clearly_on_a_missing_landing_dir(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--landing", str(tmp_path / "nope"), "--warehouse", str(tmp_path / "w.duckdb")])
+    result = CliRunner().invoke(
+        app, ["run", "--landing", str(tmp_path / "nope"), "--warehouse", str(tmp_path / "w.duckdb")]
+    )
     assert result.exit_code == 2
     assert "does not exist" in " ".join(result.output.split())

@@ -4,7 +4,6 @@ The logic lives in :mod:`orchestration.ingestion` (pure, tested on temp DuckDB f
 these assets only choose the partitions, call the loader and report.
 """
 
-
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
@@ -35,7 +34,9 @@ class IngestionConfig(dg.Config):
     is 9% but not a broken pipeline."""
 
 
-def _dates_in_range(context: dg.AssetExecutionContext, landing: LandingZone, source: str) -> list[dt.date]:
+def _dates_in_range(
+    context: dg.AssetExecutionContext, landing: LandingZone, source: str
+) -> list[dt.date]:
     window = context.partition_key_range
     start, end = dt.date.fromisoformat(window.start), dt.date.fromisoformat(window.end)
     return [d for d in partition_dates(landing.root, source) if start <= d <= end]
@@ -45,7 +46,9 @@ def _partition_table(results: list[PartitionResult], limit: int = 40) -> str:
     lines = ["| date | status | files | rows loaded | quarantined |", "|---|---|---|---|---|"]
     interesting = [r for r in results if r.status != "unchanged"][-limit:]
     for r in interesting:
-        lines.append(f"| {r.partition_date} | {r.status} | {r.files_loaded} | {r.rows_loaded} | {r.rows_quarantined} |")
+        lines.append(
+            f"| {r.partition_date} | {r.status} | {r.files_loaded} | {r.rows_loaded} | {r.rows_quarantined} |"
+        )
     hidden = len([r for r in results if r.status != "unchanged"]) - len(interesting)
     if hidden > 0:
         lines.append(f"| … {hidden} earlier partitions | | | | |")
@@ -79,10 +82,18 @@ columns typed (timestamps in UTC), unknown extra columns kept as text, plus `_pa
         pool="duckdb",
         kinds={"duckdb"},
         check_specs=[
-            dg.AssetCheckSpec("great_expectations", asset=key, blocking=True,
-                              description="great-expectations suite on the rows landed by this run."),
-            dg.AssetCheckSpec("quarantine_rate", asset=key, blocking=True,
-                              description="Share of landed rows sent to quarantine stays under the configured limit."),
+            dg.AssetCheckSpec(
+                "great_expectations",
+                asset=key,
+                blocking=True,
+                description="great-expectations suite on the rows landed by this run.",
+            ),
+            dg.AssetCheckSpec(
+                "quarantine_rate",
+                asset=key,
+                blocking=True,
+                description="Share of landed rows sent to quarantine stays under the configured limit.",
+            ),
         ],
     )
     def _ingest(
@@ -93,7 +104,9 @@ columns typed (timestamps in UTC), unknown extra columns kept as text, plus `_pa
     ) -> Iterator[dg.MaterializeResult]:
         dates = _dates_in_range(context, landing, source.name)
         with duckdb.get_connection() as con:
-            results = load_partitions(con, landing.root, source.name, dates, run_id=context.run.run_id)
+            results = load_partitions(
+                con, landing.root, source.name, dates, run_id=context.run.run_id
+            )
             loaded_dates = [r.partition_date for r in results if r.status == "loaded"]
             sample = _landed_rows(con, source, loaded_dates)
             total_rows = con.execute(f"select count(*) from raw.{source.name}").fetchone()[0]
@@ -115,15 +128,27 @@ columns typed (timestamps in UTC), unknown extra columns kept as text, plus `_pa
                 description=f"{len(failed)} partition(s) of {source.name} could not be loaded: "
                 + "; ".join(r.error or "" for r in failed),
                 metadata={
-                    "failed_files": dg.MetadataValue.md("\n".join(f"- {r.partition_date}: {r.error}" for r in failed)),
+                    "failed_files": dg.MetadataValue.md(
+                        "\n".join(f"- {r.partition_date}: {r.error}" for r in failed)
+                    ),
                     "partitions_loaded": len(loaded_dates),
                 },
             )
 
         frame, rows_in_batch = sample
-        validation = validate_batch(source.name, frame, rows_in_batch=rows_in_batch) if rows_in_batch else None
-        share = rows_quarantined / (rows_loaded + rows_quarantined) if rows_loaded + rows_quarantined else 0.0
-        rate_ok = share <= config.max_quarantine_share or rows_quarantined < config.min_quarantined_rows
+        validation = (
+            validate_batch(source.name, frame, rows_in_batch=rows_in_batch)
+            if rows_in_batch
+            else None
+        )
+        share = (
+            rows_quarantined / (rows_loaded + rows_quarantined)
+            if rows_loaded + rows_quarantined
+            else 0.0
+        )
+        rate_ok = (
+            share <= config.max_quarantine_share or rows_quarantined < config.min_quarantined_rows
+        )
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total_rows,
@@ -168,16 +193,24 @@ def _landed_rows(
         return None, 0
     columns = ", ".join(f'"{c}"' for c in source.column_names) + ", _partition_date"
     where = "_partition_date in (select unnest(?::date[]))"
-    count = con.execute(f"select count(*) from raw.{source.name} where {where}", [dates]).fetchone()[0]
-    sample = f"using sample reservoir({GX_MAX_ROWS} rows) repeatable (42)" if count > GX_MAX_ROWS else ""
-    frame = con.execute(f"select {columns} from raw.{source.name} where {where} {sample}", [dates]).df()
+    count = con.execute(
+        f"select count(*) from raw.{source.name} where {where}", [dates]
+    ).fetchone()[0]
+    sample = (
+        f"using sample reservoir({GX_MAX_ROWS} rows) repeatable (42)" if count > GX_MAX_ROWS else ""
+    )
+    frame = con.execute(
+        f"select {columns} from raw.{source.name} where {where} {sample}", [dates]
+    ).df()
     return frame, count
 
 
 def _gx_check_result(validation: ValidationSummary | None) -> dg.AssetCheckResult:
     if validation is None:
         return dg.AssetCheckResult(
-            check_name="great_expectations", passed=True, metadata={"rows_validated": 0},
+            check_name="great_expectations",
+            passed=True,
+            metadata={"rows_validated": 0},
             description="Nothing new landed in this run.",
         )
     failures = validation.blocking_failures

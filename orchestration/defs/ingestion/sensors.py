@@ -1,6 +1,5 @@
 """Launch ingestion when files land, one run per source and batch of new content."""
 
-
 import json
 
 import dagster as dg
@@ -20,7 +19,9 @@ from orchestration.ingestion.watch import scan
     ),
     asset_selection=dg.AssetSelection.groups("ingestion"),
 )
-def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+def landing_files_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingZone
+) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     root = landing.root
     if not root.is_dir():
@@ -48,7 +49,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZo
             )
         requests.append(request)
     # The cursor is only persisted when the tick succeeds, so a crash mid-tick rescans.
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(next_cursor, separators=(",", ":")))
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps(next_cursor, separators=(",", ":"))
+    )
 
 
 @dg.definitions

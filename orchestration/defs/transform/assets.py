@@ -21,7 +21,9 @@ from orchestration.ingestion.loader import ensure_tables
     pool="duckdb",
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource) -> Iterator[Any]:
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource
+) -> Iterator[Any]:
     """dbt staging, customer view and marts over `raw.*` in the DuckDB file at DUCKDB_PATH."""
     # A retailer may not send every source (orders only is common): empty raw tables let
     # every staging view compile, and downstream models simply see no rows.

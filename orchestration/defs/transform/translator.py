@@ -16,7 +16,9 @@ class CdpDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
         # Models are keyed like their tables (marts/dim_customers), so keys read as in SQL.
-        return dg.AssetKey([dbt_resource_props["config"].get("schema") or "main", dbt_resource_props["name"]])
+        return dg.AssetKey(
+            [dbt_resource_props["config"].get("schema") or "main", dbt_resource_props["name"]]
+        )
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # models/<layer>/... → group <layer> (staging, intermediate, marts, audiences).
