@@ -75,6 +75,10 @@ customer_identifiers as (
 
     from identifiers
     group by customer_id
+    -- A cluster of device ids alone is an anonymous visitor, not a customer: it needs a
+    -- person identifier (account, card, email, phone) or a purchase to be one.
+    having count(case when identifier_type <> 'device_id' then 1 end) > 0
+        or customer_id in (select customer_id from orders)
 
 ),
 
