@@ -448,16 +448,6 @@ def read_file(
     return columns, malformed
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'main' "
-            "and table_catalog = 'temp' and table_name = ?",
-            [name],
-        ).fetchone()[0]
-    )
-
-
 def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
     for table in tables:
         con.execute(f"drop table if exists {table}")

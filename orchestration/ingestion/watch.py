@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.ingestion.contract import SOURCES, file_format
-from orchestration.ingestion.loader import _DATE_DIR, sha256_of
+from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.loader import partition_dates, partition_files, sha256_of
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,9 @@ def scan(root: Path, cursor: dict[str, list]) -> tuple[dict[str, list], list[Pen
         known.setdefault(rel.split("/", 1)[0], set()).add(digest)
     fresh: dict[str, list[tuple[str, str, str]]] = {}
     for source in SOURCES:
-        source_dir = root / source
-        if not source_dir.is_dir():
-            continue
-        for date_dir in sorted(
-            p for p in source_dir.iterdir() if p.is_dir() and _DATE_DIR.match(p.name)
-        ):
-            for path in sorted(date_dir.iterdir()):
-                if (
-                    not path.is_file()
-                    or path.name.startswith((".", "_"))
-                    or file_format(path.name) is None
-                ):
-                    continue
+        # The same folders and files the loader reads (hidden and temporary files skipped).
+        for partition_date in partition_dates(root, source):
+            for path in partition_files(root, source, partition_date):
                 rel = path.relative_to(root).as_posix()
                 stat = path.stat()
                 previous = cursor.get(rel)
@@ -57,7 +47,7 @@ def scan(root: Path, cursor: dict[str, list]) -> tuple[dict[str, list], list[Pen
                 if digest in known.get(source, set()):
                     continue
                 known.setdefault(source, set()).add(digest)
-                fresh.setdefault(source, []).append((date_dir.name, rel, digest))
+                fresh.setdefault(source, []).append((partition_date.isoformat(), rel, digest))
     pending = []
     for source, items in sorted(fresh.items()):
         dates = sorted({d for d, _, _ in items})

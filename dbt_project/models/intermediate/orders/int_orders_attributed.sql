@@ -1,8 +1,7 @@
-{#- Which customer an order belongs to, through dim_customer_identifiers.
-    Online: account_id, else email, else phone, else device_id.
-    Store: member_card_id, else phone.
-    An identifier flagged is_shared (e.g. a store placeholder phone) never attributes an
-    order; an order with no usable identifier keeps customer_id null. -#}
+{#- Which customer an order belongs to. The precedence (online: account_id, else email, else
+    phone, else device_id; store: member_card_id, else phone; shared identifiers attribute
+    nothing) is defined once, in int_identity_source_records, which the identity quality
+    measurement reads too, so what is measured is what fct_orders uses. -#}
 
 with
 
@@ -12,54 +11,25 @@ orders as (
 
 ),
 
-identifiers as (
+resolved_records as (
 
-    select * from {{ ref('dim_customer_identifiers') }}
-    where not is_shared and customer_id is not null
-
-),
-
-attributed as (
-
-    select
-        orders.*,
-        case
-            when by_account.customer_id is not null then by_account.customer_id
-            when by_member_card.customer_id is not null then by_member_card.customer_id
-            when by_email.customer_id is not null then by_email.customer_id
-            when by_phone.customer_id is not null then by_phone.customer_id
-            when by_device.customer_id is not null then by_device.customer_id
-        end as customer_id,
-        case
-            when by_account.customer_id is not null then 'account_id'
-            when by_member_card.customer_id is not null then 'member_card_id'
-            when by_email.customer_id is not null then 'email'
-            when by_phone.customer_id is not null then 'phone'
-            when by_device.customer_id is not null then 'device_id'
-        end as attributed_via
-
-    from orders
-    left join identifiers as by_account
-        on by_account.identifier_type = 'account_id'
-        and by_account.identifier_value = orders.account_id
-    left join identifiers as by_member_card
-        on by_member_card.identifier_type = 'member_card_id'
-        and by_member_card.identifier_value = orders.member_card_id
-    left join identifiers as by_email
-        on by_email.identifier_type = 'email'
-        and by_email.identifier_value = orders.email
-    left join identifiers as by_phone
-        on by_phone.identifier_type = 'phone'
-        and by_phone.identifier_value = orders.phone
-    left join identifiers as by_device
-        on by_device.identifier_type = 'device_id'
-        and by_device.identifier_value = orders.device_id
+    select * from {{ ref('int_identity_source_records') }}
+    where source in ('online_orders', 'pos_transactions')
 
 ),
 
 final as (
 
-    select * from attributed
+    select
+        orders.*,
+        resolved_records.customer_id,
+        resolved_records.matched_identifier_type as attributed_via
+
+    from orders
+    left join resolved_records
+        on resolved_records.source
+            = case when orders.source = 'online' then 'online_orders' else 'pos_transactions' end
+        and resolved_records.record_id = orders.source_order_id
 
 )
 
