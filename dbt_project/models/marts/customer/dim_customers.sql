@@ -19,6 +19,24 @@ consents as (
 
 ),
 
+lifecycle as (
+
+    select * from {{ ref('int_customers_lifecycle_staged') }}
+
+),
+
+rfm as (
+
+    select * from {{ ref('int_customers_rfm_scored') }}
+
+),
+
+preferences as (
+
+    select * from {{ ref('int_customers_preferences_derived') }}
+
+),
+
 orders as (
 
     select * from {{ ref('fct_orders') }}
@@ -124,7 +142,36 @@ final as (
         coalesce(order_totals.online_order_count, 0) > 0
             and coalesce(order_totals.store_order_count, 0) > 0 as is_omnichannel,
 
+        ---------- lifecycle (as of the as_of_date var, default today)
+        cast(coalesce(lifecycle.lifecycle_stage, 'prospect') as {{ dbt.type_string() }}) as lifecycle_stage,
+        cast(coalesce(lifecycle.buyer_type, 'prospect') as {{ dbt.type_string() }}) as buyer_type,
+        coalesce(lifecycle.is_repeat_buyer, false) as is_repeat_buyer,
+        cast(rfm.rfm_recency_score as integer) as rfm_recency_score,
+        cast(rfm.rfm_frequency_score as integer) as rfm_frequency_score,
+        cast(rfm.rfm_monetary_score as integer) as rfm_monetary_score,
+        cast(
+            cast(rfm.rfm_recency_score as {{ dbt.type_string() }})
+            || cast(rfm.rfm_frequency_score as {{ dbt.type_string() }})
+            || cast(rfm.rfm_monetary_score as {{ dbt.type_string() }})
+            as {{ dbt.type_string() }}
+        ) as rfm_segment,
+        cast(coalesce(rfm.value_tier, 'none') as {{ dbt.type_string() }}) as value_tier,
+        cast(rfm.average_order_value as decimal(18, 4)) as average_order_value,
+        cast(rfm.avg_days_between_orders as double) as avg_days_between_orders,
+        cast(rfm.days_since_last_order as bigint) as days_since_last_order,
+        cast(lifecycle.at_risk_after_days as bigint) as at_risk_after_days,
+        cast(preferences.preferred_category as {{ dbt.type_string() }}) as preferred_category,
+        cast(preferences.top_categories as {{ dbt.type_string() }}) as top_categories,
+        cast(preferences.price_band as {{ dbt.type_string() }}) as price_band,
+        cast(preferences.preferred_channel as {{ dbt.type_string() }}) as preferred_channel,
+        cast({{ dbt.datediff(
+            'cast(least(coalesce(lifecycle.registered_at, order_totals.first_order_at), '
+            ~ 'coalesce(order_totals.first_order_at, lifecycle.registered_at)) as date)',
+            lifecycle_as_of_date(), 'day') }} as bigint) as tenure_days,
+        cast({{ lifecycle_as_of_date() }} as date) as lifecycle_as_of_date,
+
         ---------- timestamps
+        cast(lifecycle.registered_at as timestamp) as registered_at,
         cast(order_totals.first_order_at as timestamp) as first_order_at,
         cast(order_totals.last_order_at as timestamp) as last_order_at,
         cast(order_totals.first_order_date as date) as first_order_date,
@@ -144,6 +191,12 @@ final as (
         on consents.customer_id = customer_identifiers.customer_id
     left join order_totals
         on order_totals.customer_id = customer_identifiers.customer_id
+    left join lifecycle
+        on lifecycle.customer_id = customer_identifiers.customer_id
+    left join rfm
+        on rfm.customer_id = customer_identifiers.customer_id
+    left join preferences
+        on preferences.customer_id = customer_identifiers.customer_id
 
 )
 

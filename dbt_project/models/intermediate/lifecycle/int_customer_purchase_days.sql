@@ -1,0 +1,103 @@
+-- One row per customer per day they bought something, up to the as-of date. Lifecycle runs
+-- on purchase days, not orders: two orders on one day are one visit, and a zero-day gap
+-- would drag a customer's usual interval down to nothing.
+with
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+    where is_purchase
+        and customer_id is not null
+        and order_date <= {{ lifecycle_as_of_date() }}
+
+),
+
+days as (
+
+    select
+        customer_id,
+        order_date as purchase_date,
+        count(*) as order_count,
+        sum(net_amount) as net_amount
+
+    from orders
+    group by customer_id, order_date
+
+),
+
+sequenced as (
+
+    select
+        *,
+        row_number() over (partition by customer_id order by purchase_date) as purchase_number,
+        lag(purchase_date) over (partition by customer_id order by purchase_date)
+            as previous_purchase_date,
+        lead(purchase_date) over (partition by customer_id order by purchase_date)
+            as next_purchase_date
+
+    from days
+
+),
+
+with_gaps as (
+
+    select
+        *,
+        {{ dbt.datediff('previous_purchase_date', 'purchase_date', 'day') }} as gap_days
+
+    from sequenced
+
+),
+
+intervals as (
+
+    select
+        *,
+        -- The usual interval known on this day: the mean of the gaps so far (this one
+        -- included), so the overdue line of each stretch uses no later knowledge.
+        avg(gap_days) over (
+            partition by customer_id order by purchase_date
+            rows between unbounded preceding and current row
+        ) as usual_interval_days
+
+    from with_gaps
+
+),
+
+final as (
+
+    select
+        ---------- ids
+        customer_id,
+
+        ---------- properties
+        case
+            when purchase_number = 1 then 'new'
+            when gap_days >= {{ lifecycle_var('lifecycle_dormant_after_days') }} then 'reactivated'
+            else 'active'
+        end as opening_stage,
+
+        ---------- numerics
+        cast(purchase_number as bigint) as purchase_number,
+        cast(order_count as bigint) as order_count,
+        cast(net_amount as decimal(18, 4)) as net_amount,
+        cast(gap_days as bigint) as gap_days,
+        cast(usual_interval_days as double) as usual_interval_days,
+        cast(greatest(
+            {{ lifecycle_var('lifecycle_min_at_risk_days') }},
+            ceil(
+                {{ lifecycle_var('lifecycle_at_risk_interval_multiplier') }}
+                * coalesce(usual_interval_days, {{ lifecycle_var('lifecycle_default_interval_days') }})
+            )
+        ) as bigint) as at_risk_after_days,
+
+        ---------- timestamps
+        purchase_date,
+        previous_purchase_date,
+        next_purchase_date
+
+    from intervals
+
+)
+
+select * from final

@@ -1,0 +1,162 @@
+-- What and where each buying customer prefers to buy, from their order lines up to the as-of
+-- date: top category by spend, their three top categories in order, the price band they
+-- usually buy in (against the price spread of each category in the catalogue), and their
+-- preferred shopping channel (online = web and marketplace, app = app and mini program, store).
+with
+
+lines as (
+
+    select * from {{ ref('fct_order_lines') }}
+    where customer_id is not null
+        and order_date <= {{ lifecycle_as_of_date() }}
+        and quantity > 0
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+    where is_purchase and customer_id is not null
+        and order_date <= {{ lifecycle_as_of_date() }}
+
+),
+
+products as (
+
+    select * from {{ ref('stg_catalog__products') }}
+
+),
+
+category_prices as (
+
+    select
+        category,
+        percentile_cont({{ lifecycle_var('price_band_budget_quantile') }})
+            within group (order by price) as budget_below,
+        percentile_cont({{ lifecycle_var('price_band_premium_quantile') }})
+            within group (order by price) as premium_above
+
+    from products
+    where category is not null and price > 0
+    group by category
+
+),
+
+category_spend as (
+
+    select
+        customer_id,
+        coalesce(category, 'unknown') as category,
+        sum(line_amount) as spend,
+        row_number() over (
+            partition by customer_id order by sum(line_amount) desc, coalesce(category, 'unknown')
+        ) as category_rank
+
+    from lines
+    group by customer_id, coalesce(category, 'unknown')
+
+),
+
+top_categories as (
+
+    select
+        customer_id,
+        max(case when category_rank = 1 then category end) as preferred_category,
+        {{ dbt.listagg('category', "', '", 'order by category_rank') }} as top_categories
+
+    from category_spend
+    where category_rank <= 3
+    group by customer_id
+
+),
+
+line_bands as (
+
+    select
+        lines.customer_id,
+        case
+            when category_prices.category is null then null
+            when lines.unit_price < category_prices.budget_below then 'budget'
+            when lines.unit_price > category_prices.premium_above then 'premium'
+            else 'mid'
+        end as price_band,
+        lines.line_amount
+
+    from lines
+    left join category_prices on category_prices.category = lines.category
+
+),
+
+band_spend as (
+
+    select
+        customer_id,
+        price_band,
+        row_number() over (
+            partition by customer_id
+            -- On a tie the middle band wins: one cheap and one dear item is not a bargain hunter.
+            order by sum(line_amount) desc, case price_band when 'mid' then 0 when 'budget' then 1 else 2 end
+        ) as band_rank
+
+    from line_bands
+    where price_band is not null
+    group by customer_id, price_band
+
+),
+
+channel_orders as (
+
+    select
+        customer_id,
+        case
+            when channel in ('app', 'mini_program') then 'app'
+            when source = 'store' then 'store'
+            else 'online'
+        end as shopping_channel,
+        count(*) as order_count,
+        max(ordered_at) as last_ordered_at
+
+    from orders
+    group by 1, 2
+
+),
+
+channel_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by customer_id order by order_count desc, last_ordered_at desc
+        ) as channel_rank
+
+    from channel_orders
+
+),
+
+customers as (
+
+    select customer_id from category_spend
+    union
+    select customer_id from channel_orders
+
+),
+
+final as (
+
+    select
+        customers.customer_id,
+        cast(top_categories.preferred_category as {{ dbt.type_string() }}) as preferred_category,
+        cast(top_categories.top_categories as {{ dbt.type_string() }}) as top_categories,
+        cast(band_spend.price_band as {{ dbt.type_string() }}) as price_band,
+        cast(channel_ranked.shopping_channel as {{ dbt.type_string() }}) as preferred_channel
+
+    from customers
+    left join top_categories on top_categories.customer_id = customers.customer_id
+    left join band_spend
+        on band_spend.customer_id = customers.customer_id and band_spend.band_rank = 1
+    left join channel_ranked
+        on channel_ranked.customer_id = customers.customer_id and channel_ranked.channel_rank = 1
+
+)
+
+select * from final
