@@ -136,10 +136,109 @@ def customer_section(con: duckdb.DuckDBPyConnection) -> Section | None:
     return Section("Single customer view", _table(["", ""], rows), console)
 
 
+def lifecycle_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    """Revenue contribution by lifecycle stage and value tier: the marketers' first question."""
+    if not _exists(con, "marts", "rpt_revenue_contribution"):
+        return None
+    rows = con.execute(
+        """select segment_type, segment, customer_count, customer_share,
+                  revenue_share_last_365_days, orders_per_buyer, average_order_value
+           from marts.rpt_revenue_contribution
+           order by segment_type, revenue_share_last_365_days desc nulls last, segment"""
+    ).fetchall()
+    table_rows = [
+        (kind, segment, count, _share(c_share), _share(r_share), _number(per_buyer), _number(aov))
+        for kind, segment, count, c_share, r_share, per_buyer, aov in rows
+    ]
+    console = [
+        f"  {segment:<12} {_share(c_share):>6} of customers bring {_share(r_share):>6} of revenue"
+        for kind, segment, _count, c_share, r_share, _per, _aov in rows
+        if kind == "lifecycle_stage"
+    ]
+    headers = [
+        "segment type",
+        "segment",
+        "customers",
+        "share of customers",
+        "share of revenue (365 days)",
+        "orders per buyer",
+        "average order value",
+    ]
+    return Section(
+        "Revenue contribution by lifecycle stage and tier", _table(headers, table_rows), console
+    )
+
+
+def first_to_repeat_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    if not _exists(con, "marts", "rpt_first_to_repeat"):
+        return None
+    overall = con.execute(
+        """select first_time_buyers, repeat_buyers, repeat_rate,
+                  case when buyers_observed_30d >= 30 then repeat_rate_30d end,
+                  case when buyers_observed_90d >= 30 then repeat_rate_90d end,
+                  case when buyers_observed_365d >= 30 then repeat_rate_365d end,
+                  median_days_to_second_purchase
+           from marts.rpt_first_to_repeat where cohort_month is null"""
+    ).fetchone()
+    if overall is None:
+        return None
+    buyers, repeaters, rate, rate_30, rate_90, rate_365, median_days = overall
+    rows: list[tuple] = [
+        ("first-time buyers", buyers),
+        ("bought again (any time)", f"{repeaters:,} ({_share(rate)})"),
+        (
+            "bought again within 30 / 90 / 365 days",
+            # A window needs buyers observed that long; fewer than 30 would be noise.
+            " / ".join(_share(r) or "n/a" for r in (rate_30, rate_90, rate_365)),
+        ),
+        ("median days to second purchase", _number(median_days)),
+    ]
+    if _exists(con, "marts", "rpt_customer_profitability"):
+        profit = con.execute(
+            """select customer_share, mean_orders, mean_first_order_profit, mean_repeat_order_profit
+               from marts.rpt_customer_profitability where profit_group = 'profitable'"""
+        ).fetchone()
+        if profit is not None:
+            share, orders, first_profit, repeat_profit = profit
+            rows.append(
+                ("profitable buyers", f"{_share(share)}, {_number(orders)} purchases on average")
+            )
+            rows.append(
+                (
+                    "profit per first / repeat order (profitable buyers)",
+                    f"{_number(first_profit)} / {_number(repeat_profit)}",
+                )
+            )
+    console = [f"  {label:<52} {_fmt(value)}" for label, value in rows]
+    return Section("First-to-repeat conversion", _table(["", ""], rows), console)
+
+
+def triggers_section(con: duckdb.DuckDBPyConnection) -> Section | None:
+    if not _exists(con, "marts", "fct_trigger_events"):
+        return None
+    rows = con.execute(
+        """select trigger_type, count(*), max(fired_at)
+           from marts.fct_trigger_events group by trigger_type order by 2 desc"""
+    ).fetchall()
+    console = [f"  {kind:<42} {count:,}" for kind, count, _last in rows]
+    return Section("Trigger events", _table(["trigger", "fired", "latest"], rows), console)
+
+
+def _share(value: object) -> str:
+    return "" if value is None else f"{float(value):.1%}"
+
+
+def _number(value: object) -> str:
+    return "" if value is None else f"{float(value):,.1f}"
+
+
 SECTIONS: list[Callable[[duckdb.DuckDBPyConnection], Section | None]] = [
     raw_section,
     quarantine_section,
     customer_section,
+    lifecycle_section,
+    first_to_repeat_section,
+    triggers_section,
 ]
 
 _STYLE = """

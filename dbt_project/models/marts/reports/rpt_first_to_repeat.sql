@@ -66,6 +66,7 @@ final as (
         cast(repeat_buyers as bigint) as repeat_buyers,
         cast(repeat_buyers * 1.0 / first_time_buyers as double) as repeat_rate,
         {%- for days in [30, 90, 365] %}
+        cast(buyers_observed_{{ days }}d as bigint) as buyers_observed_{{ days }}d,
         cast(repeat_within_{{ days }}d * 1.0 / nullif(buyers_observed_{{ days }}d, 0) as double)
             as repeat_rate_{{ days }}d,
         {%- endfor %}
