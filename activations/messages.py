@@ -72,6 +72,11 @@ class EmailMessage:
     subject: str
     html: str
     text: str
+    # SendGrid substitution tags for this recipient (e.g. {"-first_name-": "Ana"}), replaced
+    # by the provider in subject, html and text. A renderer that keeps per-person values here
+    # instead of in `html` lets up to 1000 recipients share one Mail Send request; messages
+    # whose html/text differ are sent in separate requests.
+    substitutions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

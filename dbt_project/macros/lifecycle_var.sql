@@ -9,7 +9,6 @@
         'lifecycle_default_interval_days': 60,
         'lifecycle_dormant_after_days': 180,
         'lifecycle_churned_after_days': 365,
-        'lifecycle_history_lookback_days': 7,
         'value_tier_top_share': 0.05,
         'value_tier_high_share': 0.15,
         'value_tier_medium_share': 0.30,

@@ -1,5 +1,11 @@
-"""All dbt models as Dagster assets, built with one `dbt build` (models and their tests)."""
+"""dbt models as Dagster assets, built with `dbt build` (models and their tests).
 
+Two sets: every model except the audiences, and the audiences. Audiences read the ML score
+tables, which are built by Python assets from the marts; one dbt step for both would put the
+ML assets inside the dbt step (a cycle), so audiences are their own step after the ML assets.
+"""
+
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,30 +18,83 @@ from orchestration.defs.transform.translator import CdpDbtTranslator
 from orchestration.ingestion.contract import SOURCES
 from orchestration.ingestion.loader import ensure_tables
 
+AUDIENCES = "path:models/audiences"
+
+
+class DbtBuildConfig(dg.Config):
+    """Options for one dbt build from the launchpad."""
+
+    as_of_date: str | None = None
+    """Compute lifecycle, RFM and triggers as of this date (YYYY-MM-DD) instead of today: replays
+    a past night or pins the demo data's last day."""
+    full_refresh: bool = False
+    """Rebuild incremental models (stage history, trigger events) from scratch. Trigger events
+    fired before are recorded again with a new recorded_at; activations dedupe on trigger_id."""
+
+
+def dbt_build_args(config: DbtBuildConfig) -> list[str]:
+    args = ["build"]
+    if config.as_of_date:
+        args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
+    if config.full_refresh:
+        args.append("--full-refresh")
+    return args
+
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=CdpDbtTranslator(),
+    exclude=AUDIENCES,
     name="dbt_models",
     pool="duckdb",
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    duckdb: DuckDBResource,
 ) -> Iterator[Any]:
-    """dbt staging, customer view and marts over `raw.*` in the DuckDB file at DUCKDB_PATH."""
+    """dbt staging, customer view, lifecycle marts and reports over `raw.*` in the DuckDB file at
+    DUCKDB_PATH. Lifecycle columns are as of today unless `as_of_date` is set in the run config."""
     # A retailer may not send every source (orders only is common): empty raw tables let
     # every staging view compile, and downstream models simply see no rows.
     with duckdb.get_connection() as con:
         for source in SOURCES.values():
             ensure_tables(con, source)
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt.cli(dbt_build_args(config), context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=CdpDbtTranslator(),
+    select=AUDIENCES,
+    name="dbt_audiences",
+    pool="duckdb",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def dbt_audiences(
+    context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource
+) -> Iterator[Any]:
+    """Audience models (`models/audiences/`): who each campaign reaches tonight, one row per
+    customer or trigger, with the columns its templates need. Built after the ML scores."""
+    yield from dbt.cli(dbt_build_args(config), context=context).stream()
+
+
+def _has_audiences() -> bool:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    return any(
+        node["resource_type"] == "model"
+        and node["original_file_path"].startswith("models/audiences/")
+        for node in manifest["nodes"].values()
+    )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[dbt_models],
+        assets=[dbt_models, dbt_audiences] if _has_audiences() else [dbt_models],
         resources={"dbt": dbt_resource()},
     )

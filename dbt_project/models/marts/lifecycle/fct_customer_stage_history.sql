@@ -1,18 +1,19 @@
-{#- Incremental: a nightly run re-derives only the last `lifecycle_history_lookback_days` before
-    the as-of date (late store files can move a stage that recently), deletes that window and
-    inserts it again, so a rerun with the same inputs leaves the table unchanged. A full
-    refresh derives the whole history from the same events. -#}
-{%- set window_start -%}
-    cast({{ dbt.dateadd('day', -1 * lifecycle_var('lifecycle_history_lookback_days'), lifecycle_as_of_date()) }} as date)
-{%- endset -%}
-
+{#- Incremental as a diff: each run derives every customer's stage changes from
+    int_customer_stage_events, compares them with the stored rows, and rewrites only the
+    customers whose history differs (delete+insert keyed on customer_id): tonight's new
+    stages, late store files that move an older stage, customers merged by identity
+    resolution (the survivor's history now includes both people's purchases; the merged-away
+    id's rows are deleted by the pre-hook). A rerun with the same inputs writes nothing, and
+    the table always equals a full refresh. -#}
 {{
     config(
         materialized='incremental',
-        unique_key='stage_change_id',
+        incremental_strategy='delete+insert',
+        unique_key='customer_id',
         on_schema_change='fail',
         pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where changed_on > " ~ window_start ~ "{% endif %}"
+            "{% if is_incremental() %}delete from {{ this }} where customer_id not in "
+            ~ "(select customer_id from {{ ref('int_customer_stage_events') }}){% endif %}"
         ],
     )
 }}
@@ -22,32 +23,6 @@ with
 events as (
 
     select * from {{ ref('int_customer_stage_events') }}
-    {% if is_incremental() %}
-    where changed_on > {{ window_start }}
-    {% endif %}
-
-),
-
-{% if is_incremental() %}
-prior_stages as (
-
-    -- The stage each customer was in when the window opened, so a window that starts in the
-    -- middle of a stretch does not record a change that is not one.
-    select customer_id, changed_on, lifecycle_stage
-    from {{ this }}
-    where changed_on <= {{ window_start }}
-    qualify row_number() over (partition by customer_id order by changed_on desc) = 1
-
-),
-{% endif %}
-
-combined as (
-
-    select customer_id, changed_on, lifecycle_stage, false as is_prior from events
-    {% if is_incremental() %}
-    union all
-    select customer_id, changed_on, lifecycle_stage, true as is_prior from prior_stages
-    {% endif %}
 
 ),
 
@@ -57,11 +32,11 @@ sequenced as (
         *,
         lag(lifecycle_stage) over (partition by customer_id order by changed_on) as previous_stage
 
-    from combined
+    from events
 
 ),
 
-final as (
+changes as (
 
     select
         ---------- ids
@@ -77,8 +52,35 @@ final as (
         cast(changed_on as date) as changed_on
 
     from sequenced
-    where not is_prior
-        and (previous_stage is null or previous_stage <> lifecycle_stage)
+    where previous_stage is null or previous_stage <> lifecycle_stage
+
+),
+
+{% if is_incremental() %}
+differing_customers as (
+
+    -- A customer is rewritten when any of their changes is new, gone or different.
+    select customer_id from (
+        select customer_id, stage_change_id, previous_stage from changes
+        except
+        select customer_id, stage_change_id, previous_stage from {{ this }}
+    ) as added
+    union
+    select customer_id from (
+        select customer_id, stage_change_id, previous_stage from {{ this }}
+        except
+        select customer_id, stage_change_id, previous_stage from changes
+    ) as removed
+
+),
+{% endif %}
+
+final as (
+
+    select * from changes
+    {% if is_incremental() %}
+    where customer_id in (select customer_id from differing_customers)
+    {% endif %}
 
 )
 

@@ -1,0 +1,73 @@
+-- Nightly personalised newsletter: everyone we may email, each with their own subject
+-- category, their top categories in order and 4-6 recommended products in their price band.
+with
+
+customers as (
+
+    select * from {{ ref('dim_customers') }}
+    where email is not null
+
+),
+
+recommendations as (
+
+    select * from {{ ref('int_audience_recommendations') }}
+
+),
+
+links as (
+
+    select * from {{ ref('int_audience_links') }}
+
+),
+
+picks as (
+
+    select
+        customer_id,
+        count(*) as recommended_count,
+        list(
+            {'sku': sku, 'name': name, 'category': category, 'price': price,
+             'image_url': image_url, 'url': url}
+            order by position
+        ) as recommended_products,
+        min_by(category, position) as first_category
+
+    from recommendations
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        ---------- ids
+        customers.customer_id,
+
+        ---------- person
+        customers.email,
+        customers.first_name,
+        customers.last_name,
+        coalesce(customers.first_name, 'there') as greeting_name,
+        customers.has_email_consent,
+
+        ---------- personalisation
+        customers.lifecycle_stage,
+        customers.price_band,
+        coalesce(customers.preferred_category, picks.first_category) as headline_category,
+        coalesce(
+            string_split(customers.top_categories, ', '),
+            [picks.first_category]
+        ) as top_categories,
+        picks.recommended_products,
+        links.shop_url
+
+    from customers
+    join picks on picks.customer_id = customers.customer_id
+    cross join links
+    -- Fewer than four products do not make a newsletter worth opening.
+    where picks.recommended_count >= 4
+
+)
+
+select * from final

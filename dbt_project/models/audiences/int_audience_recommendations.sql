@@ -1,0 +1,122 @@
+-- Up to six products to show each customer, best first: the ML recommendations in their rank
+-- order, then best sellers of their top category (and overall) to fill gaps for people the
+-- model knows little about. Products in the customer's own price band come first; products
+-- they already bought are left out. Shared by the newsletter, win-back and birthday audiences.
+-- Before the ML assets have run (no ml.recommendations yet), best sellers alone fill the lists.
+{%- set ml_recommendations = source('ml', 'recommendations') %}
+{%- set has_recommendations = execute and adapter.get_relation(
+    database=ml_recommendations.database, schema=ml_recommendations.schema,
+    identifier=ml_recommendations.identifier) is not none %}
+with
+
+customers as (
+
+    select customer_id, preferred_category, coalesce(price_band, 'mid') as price_band
+    from {{ ref('dim_customers') }}
+
+),
+
+products as (
+
+    select * from {{ ref('int_audience_products') }}
+
+),
+
+recommended as (
+
+    {% if has_recommendations %}
+    select customer_id, sku, 1 as source_priority, cast(rank as bigint) as source_rank
+    from {{ ml_recommendations }}
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_string() }}) as sku,
+        1 as source_priority,
+        cast(null as bigint) as source_rank
+    where false
+    {% endif %}
+
+),
+
+category_best_sellers as (
+
+    select customers.customer_id, products.sku, 2 as source_priority,
+        products.category_sales_rank as source_rank
+    from customers
+    join products
+        on products.category = customers.preferred_category
+        and products.category_sales_rank <= 8
+
+),
+
+overall_best_sellers as (
+
+    select customers.customer_id, products.sku, 3 as source_priority,
+        products.sales_rank as source_rank
+    from customers
+    cross join products
+    where products.sales_rank <= 8
+
+),
+
+bought as (
+
+    select distinct customer_id, sku
+    from {{ ref('fct_order_lines') }}
+    where customer_id is not null and quantity > 0
+
+),
+
+candidates as (
+
+    select * from recommended
+    union all
+    select * from category_best_sellers
+    union all
+    select * from overall_best_sellers
+
+),
+
+deduplicated as (
+
+    select candidates.*
+    from candidates
+    where not exists (
+        select 1 from bought
+        where bought.customer_id = candidates.customer_id and bought.sku = candidates.sku
+    )
+    qualify row_number() over (
+        partition by candidates.customer_id, candidates.sku
+        order by candidates.source_priority, candidates.source_rank
+    ) = 1
+
+),
+
+ranked as (
+
+    select
+        deduplicated.customer_id,
+        products.sku,
+        products.name,
+        products.category,
+        products.price,
+        products.price_band,
+        products.image_url,
+        products.url,
+        row_number() over (
+            partition by deduplicated.customer_id
+            order by
+                case when products.price_band = customers.price_band then 0 else 1 end,
+                deduplicated.source_priority,
+                deduplicated.source_rank,
+                products.sku
+        ) as position
+
+    from deduplicated
+    join products on products.sku = deduplicated.sku
+    join customers on customers.customer_id = deduplicated.customer_id
+
+)
+
+select * from ranked
+where position <= 6
