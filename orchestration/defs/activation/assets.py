@@ -91,7 +91,7 @@ def _occasion(context: dg.AssetExecutionContext, campaign: Campaign) -> str:
     """A scheduled campaign sends once per day (the schedule's date); an event campaign's rows
     carry their own trigger_id, and the run is only a label."""
     if campaign.spec.is_event:
-        return f"run:{context.run_id}"
+        return f"run:{context.run.run_id}"
     scheduled = context.run.tags.get("dagster/scheduled_execution_time")
     day = dt.datetime.fromisoformat(scheduled).date() if scheduled else _now().date()
     return day.isoformat()
@@ -113,6 +113,12 @@ def _dispatch_key(campaign: Campaign) -> dg.AssetKey:
 
 def _audience_key(campaign: Campaign) -> dg.AssetKey:
     return dg.AssetKey([campaign.schema, campaign.name])
+
+
+def _planned_count(instance: dg.DagsterInstance, campaign: Campaign) -> int:
+    """People this run's plan will contact (holdout excluded), from the plan's metadata."""
+    event = instance.get_latest_materialization_event(_plan_key(campaign))
+    return int(event.asset_materialization.metadata["planned"].value) if event else 0
 
 
 def _flat(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -153,19 +159,23 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
         occasion = _occasion(context, campaign)
         with duckdb.get_connection() as con:
             ledger.ensure_ledger(con)
-            ledger.start_run(con, run_id=context.run_id, campaign=campaign.name, occasion=occasion)
+            ledger.start_run(
+                con, run_id=context.run.run_id, campaign=campaign.name, occasion=occasion
+            )
             report = plan_campaign(
                 con,
                 campaign,
                 occasion=occasion,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 now=_now(),
                 settings=settings,
             )
             out = write_previews(
                 con, campaign, report, Path(activation.preview_dir), settings=settings
             )
-            discarded = 0 if settings.mode == "live" else holds.discard_plan(con, context.run_id)
+            discarded = (
+                0 if settings.mode == "live" else holds.discard_plan(con, context.run.run_id)
+            )
         metadata = {
             **report.as_metadata(),
             "mode": settings.mode,
@@ -188,18 +198,17 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
     def guardrail(
         context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
     ) -> dg.AssetCheckResult:
-        event = context.instance.get_latest_materialization_event(plan_key)
-        planned = int(event.asset_materialization.metadata["planned"].value) if event else 0
+        planned = _planned_count(context.instance, campaign)
         override = _overridden(context, campaign)
         with duckdb.get_connection() as con:
             last = ledger.last_successful_run(con, campaign.name)
             result = evaluate_guardrail(planned, last, spec, override=override)
-            held = 0 if result.passed else holds.hold_run(con, context.run_id)
+            held = 0 if result.passed else holds.hold_run(con, context.run.run_id)
             released = holds.release_held(con, campaign.name) if override else 0
             if not result.passed:
                 ledger.finish_run(
                     con,
-                    run_id=context.run_id,
+                    run_id=context.run.run_id,
                     status="blocked",
                     planned_count=planned,
                     holdout_count=0,
@@ -257,7 +266,7 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
                 campaign=campaign.name,
                 channel=channel,
                 render=lambda row: renderer.render(campaign, row),
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 occasion=occasion,
                 consent=spec.consent,
                 frequency_cap=spec.frequency_cap,
@@ -267,9 +276,9 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
             if settings.mode == "live":
                 ledger.finish_run(
                     con,
-                    run_id=context.run_id,
+                    run_id=context.run.run_id,
                     status="succeeded",
-                    planned_count=report.attempted + report.deferred,
+                    planned_count=_planned_count(context.instance, campaign),
                     holdout_count=0,
                     override=_overridden(context, campaign),
                 )
