@@ -17,10 +17,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from orchestration.backtest import backtest_app
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Warehouse-native customer data platform."
 )
 console = Console(stderr=False)
+app.add_typer(backtest_app, name="backtest")
 
 
 @app.command()
@@ -70,6 +73,10 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
     if not landing.is_dir():
         console.print(f"[red]landing directory {landing} does not exist[/]")
         raise typer.Exit(2)
+    # Campaign previews (dry-run is the default) go beside the warehouse unless configured.
+    previews = Path(
+        os.environ.setdefault("ACTIVATION_PREVIEW_DIR", str(warehouse.parent / "previews"))
+    )
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -101,7 +108,7 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
 
         result = run_pipeline(landing, warehouse, on_stage=on_stage, on_result=on_result)
     if report is not None and warehouse.exists():
-        sections = build_report(warehouse, report)
+        sections = build_report(warehouse, report, previews=previews)
         for section in sections:
             console.print(f"[bold]{section.title}[/]")
             for line in section.console:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,45 @@ def triggers_section(con: duckdb.DuckDBPyConnection) -> Section | None:
     return Section("Trigger events", _table(["trigger", "fired", "latest"], rows), console)
 
 
+def campaigns_section(previews: Path) -> Section | None:
+    """What each campaign would send, from the dry-run previews (the ledger keeps no dry-run plan)."""
+    summaries = sorted(previews.glob("*/summary.json"))
+    if not summaries:
+        return None
+    rows = []
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        counts = summary.get("counts", {})
+        rows.append(
+            (
+                summary["campaign"],
+                summary.get("channel", ""),
+                summary.get("trigger", ""),
+                counts.get("audience_rows", 0),
+                counts.get("planned", 0),
+                counts.get("holdout", 0),
+                counts.get("no_consent", 0) + counts.get("suppressed", 0) + counts.get("capped", 0),
+                f"{summary['campaign']}/index.html",
+            )
+        )
+    headers = [
+        "campaign",
+        "channel",
+        "trigger",
+        "audience",
+        "to send",
+        "holdout",
+        "excluded",
+        "preview",
+    ]
+    console = [
+        f"  {name:<28} {channel:<6} {planned:>8,} to send, {holdout:>6,} holdout"
+        for name, channel, _t, _a, planned, holdout, _x, _p in rows
+    ]
+    console.append(f"  previews: {previews / 'index.html'}")
+    return Section(f"Campaigns (dry-run previews in {previews})", _table(headers, rows), console)
+
+
 def _share(value: object) -> str:
     return "" if value is None else f"{float(value):.1%}"
 
@@ -252,14 +292,20 @@ th { background: #f4f4f4; } .meta { color: #666; font-size: .85rem; }
 
 
 def build_report(
-    warehouse: Path, out: Path, title: str = "Customer data platform: demo summary"
+    warehouse: Path,
+    out: Path,
+    title: str = "Customer data platform: demo summary",
+    previews: Path | None = None,
 ) -> list[Section]:
-    """Write the HTML summary of ``warehouse`` to ``out`` and return its sections."""
+    """Write the HTML summary of ``warehouse`` (and of the campaign previews in ``previews``)
+    to ``out`` and return its sections."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         sections = [s for s in (build(con) for build in SECTIONS) if s is not None]
     finally:
         con.close()
+    if previews is not None and (campaigns := campaigns_section(previews)) is not None:
+        sections.append(campaigns)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

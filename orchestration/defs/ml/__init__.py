@@ -1,0 +1,1 @@
+"""Churn scores and product recommendations: thin assets over the pure ``ml`` package."""

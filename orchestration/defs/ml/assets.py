@@ -1,0 +1,403 @@
+"""ML assets: churn model and scores, recommendations and product associations.
+
+Thin wrappers: every computation is in the pure ``ml`` package; these read the warehouse
+through the ``duckdb`` resource, write ``ml.*`` tables in one transaction each, and put the
+figures a data engineer needs in the asset metadata. ``ml.*`` tables are dbt sources
+(models/ml/_ml__sources.yml), so audiences that read them show up downstream of these assets.
+"""
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from ml import artefacts, churn, data, recommend
+
+CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
+CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
+RECOMMENDATIONS = dg.AssetKey(["ml", "recommendations"])
+ASSOCIATIONS = dg.AssetKey(["ml", "product_associations"])
+
+WAREHOUSE_DEPS = [
+    dg.AssetKey(["marts", "fct_orders"]),
+    dg.AssetKey(["marts", "fct_order_lines"]),
+    dg.AssetKey(["marts", "dim_customers"]),
+    dg.AssetKey(["marts", "dim_customer_identifiers"]),
+    dg.AssetKey(["staging", "stg_web__events"]),
+    dg.AssetKey(["staging", "stg_catalog__products"]),
+]
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Where model artefacts (skops + metadata.json) are kept: ``path``, else the MODEL_DIR
+    environment variable, else ``data/models``. Never committed."""
+
+    path: str | None = None
+
+    def root(self) -> Path:
+        return artefacts.model_root(self.path or os.environ.get("MODEL_DIR"))
+
+
+class ChurnConfig(dg.Config):
+    as_of: str | None = None
+    """Scoring date YYYY-MM-DD; default: the day after the last order in marts.fct_orders."""
+    horizon_days: int = churn.DEFAULT_HORIZON_DAYS
+    """A customer churns when they make no purchase in this many days."""
+    random_state: int = churn.DEFAULT_RANDOM_STATE
+
+
+class RecommendationsConfig(dg.Config):
+    as_of: str | None = None
+    """Only interactions before this date (YYYY-MM-DD) count; default: the day after the last order."""
+    k: int = recommend.DEFAULT_K
+    """Recommendations per customer."""
+    half_life_days: float = 90.0
+    max_items_per_customer: int = 50
+    neighbours: int = 50
+
+
+def _as_of(con, value: str | None) -> dt.date:
+    if value:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"as_of must be a date YYYY-MM-DD, got {value!r}") from error
+    return data.data_range(con).default_as_of
+
+
+def _replace_table(con, table: str, frame: pa.Table | pd.DataFrame, order_by: str) -> None:
+    """Create-or-replace ``table`` from ``frame`` in one transaction: readers see the old table
+    or the new one, never a half-written one."""
+    con.register("_ml_frame", frame)
+    try:
+        con.execute("begin transaction")
+        con.execute("create schema if not exists ml")
+        con.execute(
+            f"create or replace table {table} as select * from _ml_frame order by {order_by}"
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_ml_frame")
+
+
+@dg.asset(
+    key=CHURN_MODEL,
+    group_name="ml",
+    pool="duckdb",
+    kinds={"scikit-learn", "duckdb"},
+    deps=WAREHOUSE_DEPS,
+)
+def churn_model(
+    context: dg.AssetExecutionContext,
+    config: ChurnConfig,
+    duckdb: DuckDBResource,
+    model_store: ModelStore,
+) -> dg.MaterializeResult:
+    """Churn classifier (calibrated boosted trees) trained on the latest fully observed horizon.
+
+    Label: no purchase in the H days (default 90) after the cutoff; features (recency,
+    frequency, value, purchase rhythm, channel mix, categories, returns, discounts, browsing)
+    use only data before it. Training: features at `as_of - H`, labels from `[as_of - H, as_of)`.
+    The metrics below are out of time (the same recipe fitted one horizon earlier and judged
+    on the latest horizon) and sit next to two baselines, recency only and RFM logistic
+    regression. Saved with skops in MODEL_DIR (default data/models), never committed.
+    """
+    with duckdb.get_connection() as con:
+        as_of = _as_of(con, config.as_of)
+        span = data.data_range(con)
+        trained = churn.train(con, as_of, config.horizon_days, config.random_state)
+        has_events = data.events_available(con)
+    validation = trained.validation
+    btyd = trained.model.named_steps["btyd"]
+    metadata_json = {
+        "as_of": as_of.isoformat(),
+        "horizon_days": config.horizon_days,
+        "train_cutoff": trained.train.cutoff.isoformat(),
+        "training_window": {
+            "features_from": span.first_order_date.isoformat(),
+            "features_before": trained.train.cutoff.isoformat(),
+            "labels": f"[{trained.train.cutoff}, {as_of})",
+        },
+        "features": list(churn.MODEL_FEATURES),
+        "has_web_events": has_events,
+        "training_rows": trained.train.rows,
+        "positive_rate": round(trained.train.positive_rate, 4),
+        "random_state": config.random_state,
+        "btyd_params": [round(float(v), 6) for v in btyd.params_],
+        "validation_scheme": trained.validation_scheme,
+        "validation": validation.metrics if validation else None,
+        "value_validation": validation.value if validation else None,
+    }
+    artefact = artefacts.save(
+        {"churn": trained.model, "value": trained.value_model},
+        metadata_json,
+        name="churn",
+        root=model_store.root(),
+    )
+    context.log.info("saved %s to %s", artefact.version, artefact.path)
+    metadata: dict[str, object] = {
+        "model_version": artefact.version,
+        "model_path": dg.MetadataValue.path(str(artefact.path)),
+        "as_of": as_of.isoformat(),
+        "train_cutoff": trained.train.cutoff.isoformat(),
+        "horizon_days": config.horizon_days,
+        "training_rows": trained.train.rows,
+        "positive_rate": round(trained.train.positive_rate, 4),
+        "validation_scheme": trained.validation_scheme,
+        "uses_web_events": has_events,
+    }
+    if validation is not None:
+        model_metrics = validation.metrics["model"]
+        metadata.update(
+            {
+                "auc": model_metrics["auc"],
+                "pr_auc": model_metrics["pr_auc"],
+                "brier": model_metrics["brier"],
+                "baseline_recency_auc": validation.metrics["recency"]["auc"],
+                "baseline_rfm_logistic_auc": validation.metrics["rfm_logistic"]["auc"],
+                "auc_gain_over_best_baseline": round(validation.auc_gain, 4),
+                "metrics_vs_baselines": dg.MetadataValue.md(
+                    churn.markdown_table(
+                        pd.DataFrame(
+                            [
+                                {"model": name, **{k: m[k] for k in ("auc", "pr_auc", "brier")}}
+                                for name, m in validation.metrics.items()
+                            ]
+                        ),
+                        digits=4,
+                    )
+                ),
+                "calibration": dg.MetadataValue.md(churn.markdown_table(validation.calibration)),
+                "lift_by_decile": dg.MetadataValue.md(churn.markdown_table(validation.lift)),
+                "value_mae": validation.value["model"]["mae"],
+                "value_baseline_mae": validation.value["baseline_last_horizon_revenue"]["mae"],
+            }
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=CHURN_SCORES,
+    group_name="ml",
+    pool="duckdb",
+    kinds={"scikit-learn", "duckdb"},
+    deps=[CHURN_MODEL, *WAREHOUSE_DEPS],
+)
+def churn_scores(
+    context: dg.AssetExecutionContext,
+    config: ChurnConfig,
+    duckdb: DuckDBResource,
+    model_store: ModelStore,
+) -> dg.MaterializeResult:
+    """`ml.churn_scores`: one row per customer with at least one purchase before `as_of`.
+
+    `score` is the calibrated probability that the customer makes no purchase in the next
+    `horizon_days` (0.8 = about 8 in 10 such customers do not come back). `predicted_value_90d`
+    is the expected net revenue over the next 90 days (null when the model's horizon is not 90).
+    Prospects without a purchase get no row. Built with the latest model in MODEL_DIR.
+    """
+    models, artefact = artefacts.load("churn", root=model_store.root())
+    horizon = int(artefact.metadata["horizon_days"])
+    if horizon != config.horizon_days:
+        raise ValueError(
+            f"the latest churn model ({artefact.version}) predicts {horizon} days but this run "
+            f"asks for horizon_days={config.horizon_days}: materialise ml/churn_model with the same config"
+        )
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    with duckdb.get_connection() as con:
+        as_of = _as_of(con, config.as_of)
+        features = data.churn_features(con, as_of)
+        frame = pd.DataFrame(
+            {
+                "customer_id": features.index.astype(str),
+                "score": churn.churn_probability(models["churn"], features).round(6),
+                "predicted_value_90d": (
+                    churn.predicted_value(models["value"], features).round(2)
+                    if horizon == 90
+                    else pd.Series([None] * len(features), dtype="float64")
+                ),
+                "horizon_days": horizon,
+                "as_of": as_of,
+                "model_version": artefact.version,
+                "scored_at": scored_at,
+            }
+        )
+        _replace_table(con, "ml.churn_scores", frame, "customer_id")
+    context.log.info("scored %d customers with %s", len(frame), artefact.version)
+    bands = pd.cut(frame["score"], [0, 0.2, 0.4, 0.6, 0.8, 1.0], include_lowest=True)
+    distribution = (
+        frame.groupby(bands, observed=False)["customer_id"]
+        .count()
+        .rename("customers")
+        .reset_index()
+    )
+    distribution["score"] = distribution["score"].astype(str)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "model_version": artefact.version,
+            "as_of": as_of.isoformat(),
+            "mean_score": round(float(frame["score"].mean()), 4) if len(frame) else None,
+            "share_above_0_5": round(float((frame["score"] > 0.5).mean()), 4)
+            if len(frame)
+            else None,
+            "predicted_value_90d_total": round(float(frame["predicted_value_90d"].sum()), 2)
+            if horizon == 90
+            else None,
+            "score_distribution": dg.MetadataValue.md(churn.markdown_table(distribution)),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RECOMMENDATIONS,
+            group_name="ml",
+            kinds={"scipy", "duckdb"},
+            deps=WAREHOUSE_DEPS,
+            description=(
+                "`ml.recommendations`: top-k products per customer that they have not bought "
+                "(customer_id, rank, sku, score, reason). Item-item co-occurrence over purchases, "
+                "cart adds and product views (online and store), blended with the customer's "
+                "category and price-band preferences; customers with no history get the most "
+                "popular items (reason = popular). Only active catalogue items that someone "
+                "interacted with are recommended."
+            ),
+        ),
+        dg.AssetSpec(
+            ASSOCIATIONS,
+            group_name="ml",
+            kinds={"scipy", "duckdb"},
+            deps=WAREHOUSE_DEPS,
+            description=(
+                '`ml.product_associations`: "bought together" per product (sku, related_sku, '
+                "score, support). score = shrunk cosine similarity of the customers who "
+                "interacted with both; support = how many customers did. Up to 20 related "
+                "products each."
+            ),
+        ),
+    ],
+    pool="duckdb",
+    can_subset=False,
+)
+def recommendations(
+    context: dg.AssetExecutionContext, config: RecommendationsConfig, duckdb: DuckDBResource
+):
+    recommender = recommend.RecommenderConfig(
+        half_life_days=config.half_life_days,
+        max_items_per_customer=config.max_items_per_customer,
+        neighbours=config.neighbours,
+    )
+    with duckdb.get_connection() as con:
+        as_of = _as_of(con, config.as_of)
+        interactions, catalogue = data.load_interactions(
+            con,
+            as_of,
+            half_life_days=recommender.half_life_days,
+            max_items_per_customer=recommender.max_items_per_customer,
+        )
+        fitted = recommend.fit(interactions, catalogue, recommender)
+        recs = recommend.recommendations(
+            fitted,
+            interactions.item_ids,
+            interactions.customer_ids,
+            k=config.k,
+            customers=interactions.is_customer,
+        )
+        pairs = recommend.associations(fitted, interactions.item_ids)
+        _replace_table(con, "ml.recommendations", recs, "customer_id, rank")
+        _replace_table(con, "ml.product_associations", pairs, "sku, score desc, related_sku")
+    reasons = recs.group_by("reason").aggregate([("reason", "count")]).to_pandas()
+    context.log.info(
+        "%d recommendations for %d customers, %d associations",
+        recs.num_rows,
+        int(interactions.is_customer.sum()),
+        pairs.num_rows,
+    )
+    yield dg.MaterializeResult(
+        asset_key=RECOMMENDATIONS,
+        metadata={
+            "dagster/row_count": recs.num_rows,
+            "as_of": as_of.isoformat(),
+            "customers": int(interactions.is_customer.sum()),
+            "items": interactions.n_items,
+            "recommendable_items": int(fitted.recommendable.sum()),
+            "interactions": len(interactions.weight),
+            "k": config.k,
+            "reasons": dg.MetadataValue.md(
+                churn.markdown_table(reasons.rename(columns={"reason_count": "recommendations"}))
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=ASSOCIATIONS,
+        metadata={
+            "dagster/row_count": pairs.num_rows,
+            "as_of": as_of.isoformat(),
+            "items_with_associations": len(pa.compute.unique(pairs["sku"])),
+        },
+    )
+
+
+@dg.asset_check(asset=CHURN_SCORES, blocking=True, pool="duckdb")
+def churn_scores_are_probabilities(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """Every score is a probability in [0, 1] and every customer appears once."""
+    with duckdb.get_connection() as con:
+        bad, duplicates = con.execute(
+            "select count(*) filter (where score is null or score < 0 or score > 1), "
+            "count(*) - count(distinct customer_id) from ml.churn_scores"
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=bad == 0 and duplicates == 0,
+        metadata={"scores_outside_0_1": bad, "duplicate_customers": duplicates},
+    )
+
+
+@dg.asset_check(asset=RECOMMENDATIONS, blocking=True, pool="duckdb")
+def recommendations_exclude_purchases(
+    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+) -> dg.AssetCheckResult:
+    """No customer is recommended a product they bought before the date the recommendations
+    were made for (the `as_of` of the latest materialisation)."""
+    event = context.instance.get_latest_materialization_event(RECOMMENDATIONS)
+    materialization = event.asset_materialization if event else None
+    as_of_value = materialization.metadata.get("as_of") if materialization else None
+    if as_of_value is None:
+        return dg.AssetCheckResult(passed=False, description="no materialisation with an as_of")
+    as_of = dt.date.fromisoformat(str(as_of_value.value))
+    with duckdb.get_connection() as con:
+        if not data.has_rows(con, data.ORDER_LINES):
+            return dg.AssetCheckResult(passed=True, metadata={"already_bought": 0})
+        (bought,) = con.execute(
+            f"""
+            select count(*) from ml.recommendations as recs
+            where exists (
+                select 1 from {data.ORDER_LINES} as lines
+                inner join {data.ORDERS} as orders using (order_id)
+                where lines.customer_id = recs.customer_id and lines.sku = recs.sku
+                    and lines.quantity > 0 and orders.is_purchase and not orders.is_cancelled
+                    and lines.order_date < $as_of
+            )
+            """,
+            {"as_of": as_of},
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=bought == 0, metadata={"already_bought": bought, "as_of": as_of.isoformat()}
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[churn_model, churn_scores, recommendations],
+        asset_checks=[churn_scores_are_probabilities, recommendations_exclude_purchases],
+        resources={"model_store": ModelStore()},
+    )
