@@ -218,10 +218,14 @@ def fit_churn(
     return model, value
 
 
+class InsufficientHistoryError(ValueError):
+    """Too few customers, or too few of either outcome, before the cutoff to train on."""
+
+
 def _require_both_classes(dataset: ChurnDataset) -> None:
     counts = dataset.churned.value_counts()
     if dataset.rows < 50 or len(counts) < 2 or counts.min() < 10:
-        raise ValueError(
+        raise InsufficientHistoryError(
             f"not enough data to train churn at cutoff {dataset.cutoff}: {dataset.rows} customers "
             f"with a purchase before it, {int(counts.get(1, 0))} churned and "
             f"{int(counts.get(0, 0))} retained in the {dataset.horizon_days} days after "
@@ -428,8 +432,9 @@ def train(
     elif latest.rows >= 200:
         from sklearn.model_selection import train_test_split
 
+        # A pyarrow-backed index cannot be fancy-indexed by scikit-learn; plain numpy can.
         train_ids, test_ids = train_test_split(
-            latest.features.index,
+            latest.features.index.to_numpy(dtype=object),
             test_size=0.25,
             random_state=random_state,
             stratify=latest.churned,

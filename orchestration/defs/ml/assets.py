@@ -69,6 +69,20 @@ def _as_of(con, value: str | None) -> dt.date:
     return data.data_range(con).default_as_of
 
 
+def _empty_scores() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([], dtype="string"),
+            "score": pd.Series([], dtype="float64"),
+            "predicted_value_90d": pd.Series([], dtype="float64"),
+            "horizon_days": pd.Series([], dtype="int64"),
+            "as_of": pd.Series([], dtype="datetime64[s]"),
+            "model_version": pd.Series([], dtype="string"),
+            "scored_at": pd.Series([], dtype="datetime64[us]"),
+        }
+    )
+
+
 def _replace_table(con, table: str, frame: pa.Table | pd.DataFrame, order_by: str) -> None:
     """Create-or-replace ``table`` from ``frame`` in one transaction: readers see the old table
     or the new one, never a half-written one."""
@@ -112,7 +126,15 @@ def churn_model(
     with duckdb.get_connection() as con:
         as_of = _as_of(con, config.as_of)
         span = data.data_range(con)
-        trained = churn.train(con, as_of, config.horizon_days, config.random_state)
+        try:
+            trained = churn.train(con, as_of, config.horizon_days, config.random_state)
+        except churn.InsufficientHistoryError as error:
+            # A young shop (or a small test set) has no fully observed horizon yet: the nightly
+            # run goes on, scores keep the last model if there is one, audiences still build.
+            context.log.warning(str(error))
+            return dg.MaterializeResult(
+                metadata={"trained": False, "reason": str(error), "as_of": as_of.isoformat()}
+            )
         has_events = data.events_available(con)
     validation = trained.validation
     btyd = trained.model.named_steps["btyd"]
@@ -203,7 +225,15 @@ def churn_scores(
     is the expected net revenue over the next 90 days (null when the model's horizon is not 90).
     Prospects without a purchase get no row. Built with the latest model in MODEL_DIR.
     """
-    models, artefact = artefacts.load("churn", root=model_store.root())
+    try:
+        models, artefact = artefacts.load("churn", root=model_store.root())
+    except FileNotFoundError as error:
+        # No model trained yet (not enough history): an empty table keeps the contract for
+        # the audiences that join it.
+        context.log.warning(f"no churn model to score with: {error}")
+        with duckdb.get_connection() as con:
+            _replace_table(con, "ml.churn_scores", _empty_scores(), "customer_id")
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "trained_model": False})
     horizon = int(artefact.metadata["horizon_days"])
     if horizon != config.horizon_days:
         raise ValueError(
