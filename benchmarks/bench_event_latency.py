@@ -33,7 +33,9 @@ SENSOR_INTERVAL_S = 15
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warehouse", type=Path, required=True, help="a warehouse built by cdp run/demo")
+    parser.add_argument(
+        "--warehouse", type=Path, required=True, help="a warehouse built by cdp run/demo"
+    )
     parser.add_argument("--events", type=int, default=5)
     args = parser.parse_args()
 
@@ -120,7 +122,9 @@ def main() -> None:
         job_seconds.append(time.perf_counter() - started)
         new = set(fake.received_send_ids()) - before
         if not result.success or not new:
-            print(f"trigger {trigger_id[:8]}: nothing sent (holdout, consent or cap)", file=sys.stderr)
+            print(
+                f"trigger {trigger_id[:8]}: nothing sent (holdout, consent or cap)", file=sys.stderr
+            )
             continue
         latencies.append(time.perf_counter() - written)
         sent += len(new)
