@@ -153,6 +153,42 @@ def demo(
         raise typer.Exit(1)
 
 
+webhooks_app = typer.Typer(no_args_is_help=True, help="Provider webhook receiver.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (behind your TLS proxy).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Receive SendGrid event webhooks and Twilio inbound/status callbacks: verify their
+    signatures (SENDGRID_WEBHOOK_PUBLIC_KEY, TWILIO_AUTH_TOKEN), answer at once and spool the
+    bodies to ACTIVATION_EVENT_SPOOL; the `activation/provider_events` asset ingests them."""
+    import time
+
+    from activations.events import EventSpool, EventWebhookReceiver
+
+    spool = EventSpool(os.environ.get("ACTIVATION_EVENT_SPOOL", "data/event_spool"))
+    receiver = EventWebhookReceiver(
+        spool=spool,
+        sendgrid_public_key=os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+        twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
+        twilio_url=os.environ.get("TWILIO_INBOUND_URL") or None,
+        twilio_status_url=os.environ.get("TWILIO_STATUS_CALLBACK_URL") or None,
+        host=host,
+        port=port,
+    ).start()
+    console.print(f"receiving provider events on {receiver.url}, spooling to {spool.directory}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        receiver.stop()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 

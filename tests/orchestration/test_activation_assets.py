@@ -186,3 +186,61 @@ def test_live_send_exactly_once_then_guardrail_holds_and_override_releases(
     finally:
         fake.stop()
     fake.assert_no_violations()
+
+
+def test_trigger_sensor_requests_one_run_per_batch_and_moves_its_cursor(
+    built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration.defs.activation.assets import build_campaign
+
+    monkeypatch.setenv("DUCKDB_PATH", str(built["warehouse"]))
+    campaign = _campaigns()["aud_first_purchase_thanks"]
+    [sensor] = build_campaign(campaign)["sensors"]
+
+    first = sensor(dg.build_sensor_context(cursor=None))
+    [request] = first.run_requests
+    assert request.run_key.startswith(f"{campaign.name}:")
+    assert int(request.tags["activation/triggers"]) > 0
+    # Same cursor, same triggers: the same run key, which Dagster launches once.
+    assert sensor(dg.build_sensor_context(cursor=None)).run_requests[0].run_key == request.run_key
+    # Past the cursor there is nothing new.
+    second = sensor(dg.build_sensor_context(cursor=first.cursor))
+    assert isinstance(second, dg.SkipReason)
+
+
+def test_spooled_unsubscribe_becomes_a_suppression(
+    built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from activations.events import EventSpool
+    from orchestration.defs.activation.assets import provider_events
+
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        [(email,)] = con.execute(
+            "select email from marts.dim_customers where has_email_consent and email is not null "
+            "order by customer_id limit 1"
+        ).fetchall()
+    spool = EventSpool(tmp_path / "spool")
+    event = {
+        "email": email,
+        "event": "unsubscribe",
+        "sg_event_id": "evt-1",
+        "timestamp": 1_790_000_000,
+    }
+    # SendGrid retries and duplicates: the same event twice is one suppression.
+    spool.put("sendgrid", json.dumps([event]).encode())
+    spool.put("sendgrid", json.dumps([event]).encode())
+    monkeypatch.setenv("ACTIVATION_EVENT_SPOOL", str(spool.directory))
+
+    result = dg.materialize(
+        [provider_events], resources={"duckdb": DuckDBResource(database=str(built["warehouse"]))}
+    )
+    metadata = result.asset_materializations_for_node("activation__provider_events")[0].metadata
+    assert (
+        metadata["new"].value == 1
+        and metadata["duplicates"].value + metadata["received"].value >= 2
+    )
+    assert spool.pending() == []
+    from activations import ledger
+
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        assert email in ledger.suppressed_addresses(con, "email")

@@ -7,6 +7,7 @@ trigger gets a schedule; one with an event trigger gets a sensor on `marts.fct_t
 Adding a campaign is one SQL file and its YAML: nothing here names a campaign.
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -20,6 +21,7 @@ from dagster_duckdb import DuckDBResource
 
 from activations import holds, ledger
 from activations.dispatch import dispatch
+from activations.events import EventSpool, ingest_spool
 from activations.guardrail import evaluate_guardrail
 from activations.plan import plan_campaign
 from activations.preview import write_previews
@@ -30,6 +32,14 @@ from activations.spec import ActivationSettings, Campaign, load_campaigns
 from orchestration.defs.transform.project import dbt_project
 
 OVERRIDE_TAG = "activation/guardrail_override"
+PROVIDER_EVENTS = dg.AssetKey(["activation", "provider_events"])
+
+
+def event_spool() -> EventSpool:
+    """Where the webhook receiver (`cdp webhooks serve`) spools verified provider events."""
+    return EventSpool(os.environ.get("ACTIVATION_EVENT_SPOOL", "data/event_spool"))
+
+
 SETTINGS_ENV_VARS = tuple(dict.fromkeys((*ActivationSettings.ENV_VARS, *PROVIDER_ENV_VARS)))
 
 
@@ -272,6 +282,9 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
                 frequency_cap=spec.frequency_cap,
                 is_window_open=spec.send_window.contains,
                 max_messages=spec.max_messages_by_budget,
+                # An unsubscribe, bounce or STOP that arrived during the run applies to the
+                # next chunk, not tomorrow.
+                before_chunk=lambda c: ingest_spool(c, event_spool()),
             )
             if settings.mode == "live":
                 ledger.finish_run(
@@ -373,6 +386,44 @@ def trigger_sensor(campaign: Campaign, job: Any) -> dg.SensorDefinition:
     return _sensor
 
 
+@dg.asset(
+    key=PROVIDER_EVENTS,
+    group_name="activation",
+    pool="duckdb",
+    description=(
+        "Ingests verified provider webhook events spooled by `cdp webhooks serve` (SendGrid "
+        "event webhook, Twilio inbound STOP and status callbacks) into "
+        "`activation.provider_events`, deduplicated on the event id: unsubscribes, bounces, spam "
+        "reports and STOPs become suppressions, and `unknown` sends whose send_id shows up as "
+        "processed or delivered are reconciled instead of being resent."
+    ),
+)
+def provider_events(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        ledger.ensure_ledger(con)
+        report = ingest_spool(con, event_spool())
+    return dg.MaterializeResult(metadata=_flat(dataclasses.asdict(report)))
+
+
+provider_events_job = dg.define_asset_job("ingest_provider_events", selection=[PROVIDER_EVENTS])
+
+
+@dg.sensor(
+    job=provider_events_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Ingests spooled provider events as they arrive (run key: the spooled files).",
+)
+def provider_events_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    pending = event_spool().pending()
+    if not pending:
+        return dg.SkipReason("no spooled provider events")
+    key = hashlib.sha256("\n".join(p.name for p in pending).encode()).hexdigest()[:32]
+    return dg.RunRequest(run_key=f"provider_events:{key}")
+
+
 def campaigns_from_manifest() -> list[Campaign]:
     manifest = json.loads(Path(dbt_project.manifest_path).read_text())
     return load_campaigns(manifest)
@@ -390,4 +441,7 @@ def defs() -> dg.Definitions:
     for campaign in campaigns_from_manifest():
         for kind, items in build_campaign(campaign).items():
             parts[kind].extend(items)
+    parts["assets"].append(provider_events)
+    parts["jobs"].append(provider_events_job)
+    parts["sensors"].append(provider_events_sensor)
     return dg.Definitions(**parts, resources={"activation": activation_resource()})
