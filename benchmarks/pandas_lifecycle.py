@@ -163,6 +163,9 @@ def rfm_scored(orders: pd.DataFrame, days: pd.DataFrame, as_of: dt.date) -> pd.D
         last_order_date=("purchase_date", "max"),
     )
     totals = totals[totals["order_count"] > 0]
+    # Amounts are DECIMAL(18, 4) in the warehouse; float sums of equal spend can differ in the
+    # last bits, which would break rank ties that SQL keeps. Back to 4 decimals before ranking.
+    totals["net_revenue"] = totals["net_revenue"].round(4)
     intervals = days.groupby("customer_id", as_index=False).agg(
         purchase_day_count=("purchase_date", "count"),
         avg_days_between_orders=("gap_days", "mean"),
