@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.transform.project import dbt_project, dbt_resource
@@ -19,6 +19,16 @@ from orchestration.ingestion.contract import SOURCES
 from orchestration.ingestion.loader import ensure_tables
 
 AUDIENCES = "path:models/audiences"
+TRIGGER_PATH = "tag:trigger_path"
+# Landed sources whose new rows can fire a trigger: orders and receipts (milestones, spend
+# spikes) and behaviour events (cart abandonment).
+TRIGGER_SOURCES = (
+    "online_orders",
+    "online_order_lines",
+    "pos_transactions",
+    "pos_lines",
+    "web_events",
+)
 
 
 class DbtBuildConfig(dg.Config):
@@ -92,9 +102,53 @@ def _has_audiences() -> bool:
     )
 
 
+refresh_triggers = dg.define_asset_job(
+    "refresh_triggers",
+    # Tests run in the nightly build; this job is on the latency path of every trigger.
+    selection=build_dbt_asset_selection([dbt_models], dbt_select=TRIGGER_PATH).without_checks(),
+    description=(
+        "The lean path from newly landed orders to marts.fct_trigger_events: the incremental "
+        "order models (dbt tag `trigger_path`) attribute the new orders through the current "
+        "identifier map and the trigger rules record what they fire. Identity, the customer "
+        "view, lifecycle marts and reports wait for the nightly build."
+    ),
+)
+
+
+@dg.sensor(
+    name="refresh_triggers_on_landing",
+    job=refresh_triggers,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Launches `refresh_triggers` after new orders, receipts or behaviour events were "
+        "ingested. One run covers every load since the last one: the cursor is the newest "
+        "materialisation's storage id, which is also the run key."
+    ),
+)
+def refresh_triggers_on_landing(
+    context: dg.SensorEvaluationContext,
+) -> dg.RunRequest | dg.SkipReason:
+    after = int(context.cursor) if context.cursor else None
+    newest = after
+    for source in TRIGGER_SOURCES:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", source]), after_storage_id=after),
+            limit=1,
+        ).records
+        if records and (newest is None or records[0].storage_id > newest):
+            newest = records[0].storage_id
+    if newest is None or newest == after:
+        return dg.SkipReason("no orders, receipts or events ingested since the last refresh")
+    context.update_cursor(str(newest))
+    return dg.RunRequest(run_key=f"raw-{newest}")
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[dbt_models, dbt_audiences] if _has_audiences() else [dbt_models],
+        jobs=[refresh_triggers],
+        sensors=[refresh_triggers_on_landing],
         resources={"dbt": dbt_resource()},
     )

@@ -1,3 +1,15 @@
+{#- Incremental like int_orders_unioned, keyed by order: the lines of an order landed again
+    replace all its stored lines, so a line dropped from a re-export disappears. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook="{{ delete_superseded_landings() }}",
+    )
+}}
+
 with
 
 online_lines as (
@@ -27,7 +39,11 @@ unioned as (
         ---------- numerics
         quantity,
         unit_price,
-        line_amount
+        line_amount,
+
+        ---------- lineage
+        landed_date,
+        loaded_at
 
     from online_lines
 
@@ -47,7 +63,11 @@ unioned as (
         -- Return lines carry negative quantities (and so negative line amounts).
         quantity,
         unit_price,
-        line_amount
+        line_amount,
+
+        ---------- lineage
+        landed_date,
+        loaded_at
 
     from store_lines
 
@@ -55,8 +75,13 @@ unioned as (
 
 final as (
 
-    select * from unioned
+    select
+        *,
+        {{ run_started_timestamp() }} as refreshed_at
+
+    from unioned
 
 )
 
 select * from final
+{{ landed_since_last_run('final', 'order_id') }}

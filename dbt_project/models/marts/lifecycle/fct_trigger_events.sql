@@ -5,6 +5,7 @@
 {{
     config(
         materialized='incremental',
+        tags=['trigger_path'],
         incremental_strategy='append',
         on_schema_change='fail',
     )

@@ -1,3 +1,19 @@
+{#- Incremental: a run rewrites the lines of the orders fct_orders or int_order_lines_unioned
+    refreshed since its last run, and of the orders whose product changed category in the
+    catalogue. Lines of removed orders are deleted by the post-hooks. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=[
+            "{{ delete_missing_from(ref('fct_orders'), 'order_id') }}",
+            "{{ delete_missing_from(ref('int_order_lines_unioned'), 'order_line_id') }}",
+        ],
+    )
+}}
+
 with
 
 order_lines as (
@@ -8,7 +24,7 @@ order_lines as (
 
 orders as (
 
-    select * from {{ ref('int_orders_attributed') }}
+    select * from {{ ref('fct_orders') }}
 
 ),
 
@@ -18,38 +34,72 @@ products as (
 
 ),
 
+{% if is_incremental() %}
+changed_orders as (
+
+    select order_id from orders
+    where refreshed_at > {{ incremental_watermark('refreshed_at') }}
+    union
+    select order_id from order_lines
+    where refreshed_at > {{ incremental_watermark('refreshed_at') }}
+    union
+    select stored.order_id
+    from {{ this }} as stored
+    left join products
+        on products.sku = stored.sku
+    where stored.category is distinct from products.category
+
+),
+
+batch as (
+
+    select * from order_lines
+    where order_id in (select order_id from changed_orders)
+
+),
+{% else %}
+batch as (
+
+    select * from order_lines
+
+),
+{% endif %}
+
 final as (
 
     select
         ---------- ids
-        cast(order_lines.order_line_id as {{ dbt.type_string() }}) as order_line_id,
-        cast(order_lines.order_id as {{ dbt.type_string() }}) as order_id,
+        cast(batch.order_line_id as {{ dbt.type_string() }}) as order_line_id,
+        cast(batch.order_id as {{ dbt.type_string() }}) as order_id,
         cast(orders.customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(order_lines.line_number as bigint) as line_number,
-        cast(order_lines.sku as {{ dbt.type_string() }}) as sku,
+        cast(batch.line_number as bigint) as line_number,
+        cast(batch.sku as {{ dbt.type_string() }}) as sku,
 
         ---------- properties
-        cast(order_lines.source as {{ dbt.type_string() }}) as source,
+        cast(batch.source as {{ dbt.type_string() }}) as source,
         cast(orders.channel as {{ dbt.type_string() }}) as channel,
         cast(products.category as {{ dbt.type_string() }}) as category,
         orders.is_return,
 
         ---------- numerics
-        cast(order_lines.quantity as bigint) as quantity,
-        cast(order_lines.unit_price as decimal(18, 4)) as unit_price,
-        cast(order_lines.line_amount as decimal(18, 4)) as line_amount,
+        cast(batch.quantity as bigint) as quantity,
+        cast(batch.unit_price as decimal(18, 4)) as unit_price,
+        cast(batch.line_amount as decimal(18, 4)) as line_amount,
 
         ---------- timestamps
         cast(orders.ordered_at as timestamp) as ordered_at,
-        cast(orders.order_date as date) as order_date
+        cast(orders.order_date as date) as order_date,
 
-    from order_lines
+        ---------- lineage
+        cast({{ run_started_timestamp() }} as timestamp) as refreshed_at
+
+    from batch
     -- A line whose order header never landed cannot be dated or attributed; the
     -- relationships test on int_order_lines_unioned reports such orphans.
     inner join orders
-        on orders.order_id = order_lines.order_id
+        on orders.order_id = batch.order_id
     left join products
-        on products.sku = order_lines.sku
+        on products.sku = batch.sku
 
 )
 

@@ -32,7 +32,8 @@ renamed as (
         quantity * unit_price as line_amount,
 
         ---------- lineage
-        _partition_date as landed_date
+        _partition_date as landed_date,
+        _loaded_at as loaded_at
 
     from latest_version
 

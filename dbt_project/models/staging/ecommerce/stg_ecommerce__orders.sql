@@ -42,7 +42,8 @@ renamed as (
 
         ---------- lineage
         _partition_date as landed_date,
-        _source_file as source_file
+        _source_file as source_file,
+        _loaded_at as loaded_at
 
     from latest_version
 
