@@ -61,22 +61,9 @@ LIFECYCLE_ROOTS = (
     ("intermediate", "int_customer_registrations"),
     ("intermediate", "int_customer_purchase_days"),
 )
-# The dbt path from new orders to their triggers. Only first_purchase, second_purchase,
-# high_value_new_customer (int_triggers_order_milestones) and spend_spike fire *because of*
-# an order; dormancy, at-risk, birthday and cart triggers are evaluated by the nightly run.
-# The identity graph is not rebuilt: int_identity_source_records attributes the new orders
-# with last night's int_identity_customer_id_map, so only an order whose identifiers were
-# never seen waits for the nightly run to get a customer.
-TRIGGER_PATH = (
-    ("intermediate", "int_identity_source_records"),
-    ("intermediate", "int_orders_unioned"),
-    ("intermediate", "int_orders_attributed"),
-    ("intermediate", "int_order_lines_unioned"),
-    ("marts", "fct_orders"),
-    ("intermediate", "int_triggers_order_milestones"),
-    ("intermediate", "int_triggers_spend_spikes"),
-    ("marts", "fct_trigger_events"),
-)
+# The path from new orders to their triggers is the `refresh_triggers` job (dbt tag
+# trigger_path): the incremental order models attribute the new orders through last night's
+# identifier map and the trigger rules record what fired; no tests, no identity rebuild.
 PANDAS_MODELS = (
     "int_customer_purchase_days",
     "int_customers_rfm_scored",
@@ -150,7 +137,10 @@ class _Dagster:
         if name == "audiences":
             return self.keys_of("dbt_audiences")
         if name == "trigger_path":
-            return {key(list(k)) for k in TRIGGER_PATH}
+            from orchestration.definitions import defs as build_defs
+
+            job = build_defs().resolve_job_def("refresh_triggers")
+            return set(job.asset_layer.executable_asset_keys)
         raise ValueError(f"unknown selection {name!r}")
 
     def with_checks(self, keys: set[Any], built_before: set[Any]) -> Any:
@@ -169,10 +159,6 @@ class _Dagster:
 
     def built_before(self, name: str) -> set[Any]:
         """What a stage may treat as already built (and fresh) when it starts."""
-        if name == "trigger_path":
-            # Only part of the graph is refreshed: tests that compare it with models left
-            # as of last night (dim_customers) would fail for the wrong reason.
-            return set()
         everything = set(self.graph.get_all_asset_keys())
         if name in PIPELINE_ORDER:
             later = PIPELINE_ORDER[PIPELINE_ORDER.index(name) :]
@@ -422,9 +408,13 @@ def stage_latency(params: dict[str, Any]) -> dict[str, Any]:
     ingest_seconds, _ = dagster.materialize(raw, partition_key=date)
     dbt_started = time.time()
     path = dagster.available(dagster.selection("trigger_path"))
+    # As the refresh_triggers job runs it: the tagged models, without their tests.
+    from orchestration.defs.transform.assets import ORDER_TRIGGER_RULES
+
+    config = _as_of_config(date)
+    config["config"].update(tests=False, trigger_rules=ORDER_TRIGGER_RULES)
     dbt_seconds, _ = dagster.materialize(
-        dagster.with_checks(path, dagster.built_before("trigger_path")),
-        ops={"dbt_models": _as_of_config(date)},
+        dagster.dg.AssetSelection.assets(*path).without_checks(), ops={"dbt_models": config}
     )
     with duckdb.connect(params["warehouse"], read_only=True) as con:
         # Triggers caused by the new orders, and the others this run recorded (time-based
@@ -488,7 +478,9 @@ def _write_hour_of_orders(landing: Path, generated: Path, source_date: str, date
             else dt.datetime.combine(new_day, stamp.time()).isoformat()
         )
     ids = hour["order_id"].to_pylist()
-    renamed = {old: f"BENCH-{date}-{old}" for old in ids}
+    # Unique per landing, so a repeated measurement lands new orders, not re-exports.
+    batch = f"{int(time.time()) % 100_000:05d}"
+    renamed = {old: f"BENCH-{date}-{batch}-{old}" for old in ids}
     hour = hour.set_column(
         hour.schema.get_field_index("ordered_at"), "ordered_at", pa.array(shifted)
     ).set_column(
@@ -508,7 +500,7 @@ def _write_hour_of_orders(landing: Path, generated: Path, source_date: str, date
         with gzip.open(tmp, "wb") as handle:
             pcsv.write_csv(table, handle)
         # Landing writers rename a finished file into place; the loader ignores hidden files.
-        tmp.rename(folder / f"{source}_hour.csv.gz")
+        tmp.rename(folder / f"{source}_hour_{batch}.csv.gz")
     return hour.num_rows
 
 

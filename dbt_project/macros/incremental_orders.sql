@@ -14,44 +14,93 @@
     (select coalesce(max({{ column }}), cast('1900-01-01' as {{ dbt.type_timestamp() }})) from {{ this }})
 {%- endmacro %}
 
-{#- The rows of `rows` (a CTE with source, landed_date and loaded_at, staging lineage) that an
-    incremental run must (re)write: those loaded since the last run, and those stored from a
-    partition that has been landed again but no longer holds them. Loading a date replaces the
-    whole partition with one loaded_at, so such a row has fallen back to an earlier export of
-    the same key (re-read here) or is gone (removed by `delete_superseded_landings`). -#}
-{% macro landed_since_last_run(rows, key) -%}
+{#- Which raw source each `source` value of the order models comes from. -#}
+{% macro raw_order_sources() -%}
+    {{ return({'online': 'online_orders', 'store': 'pos_transactions'}) }}
+{%- endmacro %}
+
+{% macro raw_order_line_sources() -%}
+    {{ return({'online': 'online_order_lines', 'store': 'pos_lines'}) }}
+{%- endmacro %}
+
+{#- The latest load of every partition of the given raw sources. `sources` is one raw source
+    name (a staging model: one source, no `source` column), or a mapping of the model's
+    `source` values to raw source names, e.g. {'online': 'online_orders', 'store':
+    'pos_transactions'}. -#}
+{% macro partition_loads(ledger, sources) -%}
+    {%- set mapping = sources if sources is mapping else {'': sources} -%}
+    (
+        select
+            {%- if sources is mapping %}
+            case ledger.source
+            {%- for model_source, raw_source in mapping.items() %}
+                when '{{ raw_source }}' then '{{ model_source }}'
+            {%- endfor %}
+            end as source,
+            {%- endif %}
+            ledger.partition_date as landed_date,
+            max(ledger.loaded_at) as loaded_at
+        from {{ ledger }} as ledger
+        where ledger.source in ('{{ mapping.values() | join("', '") }}')
+        group by all
+    )
+{%- endmacro %}
+
+{#- Stored keys (of this model) whose copy came from a partition landed again since: loading a
+    date replaces the whole partition under one new loaded_at, so such a row is in the new
+    content (and loaded since), fell back to an earlier export of the same key, or is gone. -#}
+{% macro keys_of_relanded_partitions(key, ledger, sources) -%}
+    select stored.{{ key }}
+    from {{ this }} as stored
+    inner join {{ partition_loads(ledger, sources) }} as latest
+        on latest.landed_date = stored.landed_date
+        {%- if sources is mapping %}
+        and latest.source = stored.source
+        {%- endif %}
+    where stored.loaded_at < latest.loaded_at
+{%- endmacro %}
+
+{#- Staging: the raw rows an incremental run must read, as a filter on the raw source: every
+    landed version of each key with a version loaded since the last run, or whose stored copy
+    came from a partition landed again since. The model picks the latest version among them,
+    as a full build would, and the window runs over those keys only. `stored_key` is the
+    model's key column, clean_text(`raw_key`). -#}
+{% macro raw_rows_to_restage(raw, raw_key, stored_key, ledger, raw_source) -%}
     {%- if is_incremental() %}
-    where {{ rows }}.loaded_at > {{ incremental_watermark('loaded_at') }}
-        or {{ rows }}.{{ key }} in (
-            select stored.{{ key }}
-            from {{ this }} as stored
-            where exists (
-                select 1 from {{ rows }} as landed
-                where landed.loaded_at > {{ incremental_watermark('loaded_at') }}
-                    and landed.source = stored.source
-                    and landed.landed_date = stored.landed_date
-            )
-            and not exists (
-                select 1 from {{ rows }} as landed
-                where landed.loaded_at > {{ incremental_watermark('loaded_at') }}
-                    and landed.{{ key }} = stored.{{ key }}
-            )
+    where {{ raw_key }} in (
+        select {{ raw_key }} from {{ raw }}
+        where _loaded_at > {{ incremental_watermark('loaded_at') }}
+    )
+        or {{ clean_text(raw_key) }} in (
+            {{ keys_of_relanded_partitions(stored_key, ledger, raw_source) }}
         )
     {%- endif %}
 {%- endmacro %}
 
-{#- Post-hook: rows whose partition was landed again without them (see above) and that no
-    earlier export holds either. All rows of a partition share its latest loaded_at. -#}
-{% macro delete_superseded_landings() -%}
+{#- The rows of `rows` (a CTE with staging lineage: landed_date, loaded_at and `source`) that an
+    incremental run must (re)write: those loaded since the last run, and the stored keys of
+    partitions landed again since (re-read here when an earlier export still holds them). -#}
+{% macro select_landed_since_last_run(rows, key, ledger, sources) -%}
+    select * from {{ rows }}
+    {%- if is_incremental() %}
+    where {{ rows }}.loaded_at > {{ incremental_watermark('loaded_at') }}
+    union all
+    select * from {{ rows }}
+    where {{ rows }}.loaded_at <= {{ incremental_watermark('loaded_at') }}
+        and {{ rows }}.{{ key }} in ({{ keys_of_relanded_partitions(key, ledger, sources) }})
+    {%- endif %}
+{%- endmacro %}
+
+{#- Post-hook: stored rows older than their partition's latest load after this run's rewrite
+    are in no export any more (see keys_of_relanded_partitions). -#}
+{% macro delete_superseded_landings(ledger, sources) -%}
     {%- if is_incremental() -%}
     delete from {{ this }} as stored
-    using (
-        select source, landed_date, max(loaded_at) as loaded_at
-        from {{ this }}
-        group by source, landed_date
-    ) as latest
-    where stored.source = latest.source
-        and stored.landed_date = latest.landed_date
+    using {{ partition_loads(ledger, sources) }} as latest
+    where stored.landed_date = latest.landed_date
+        {%- if sources is mapping %}
+        and stored.source = latest.source
+        {%- endif %}
         and stored.loaded_at < latest.loaded_at
     {%- else -%}
     select 1

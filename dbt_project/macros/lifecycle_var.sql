@@ -17,6 +17,7 @@
         'profit_default_margin_rate': 0.35,
         'profit_cost_per_order': 5.0,
         'trigger_lookback_days': 3,
+        'trigger_rules': ['order_milestones', 'spend_spikes', 'dormancy_warnings', 'birthdays', 'cart_abandonments', 'entered_at_risk'],
         'trigger_spend_spike_multiplier': 1.5,
         'trigger_spend_spike_min_previous_orders': 2,
         'trigger_dormancy_warning_days': [60],

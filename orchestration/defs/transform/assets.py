@@ -20,8 +20,9 @@ from orchestration.ingestion.loader import ensure_tables
 
 AUDIENCES = "path:models/audiences"
 TRIGGER_PATH = "tag:trigger_path"
-# Landed sources whose new rows can fire a trigger: orders and receipts (milestones, spend
-# spikes) and behaviour events (cart abandonment).
+# Landed sources whose new rows can fire a trigger.
+# The rules new orders fire; the time-based ones come due by the clock (nightly build).
+ORDER_TRIGGER_RULES = ["order_milestones", "spend_spikes"]
 TRIGGER_SOURCES = (
     "online_orders",
     "online_order_lines",
@@ -38,14 +39,28 @@ class DbtBuildConfig(dg.Config):
     """Compute lifecycle, RFM and triggers as of this date (YYYY-MM-DD) instead of today: replays
     a past night or pins the demo data's last day."""
     full_refresh: bool = False
-    """Rebuild incremental models (stage history, trigger events) from scratch. Trigger events
-    fired before are recorded again with a new recorded_at; activations dedupe on trigger_id."""
+    """Rebuild incremental models (orders, stage history, trigger events) from scratch. Trigger
+    events fired before are recorded again with a new recorded_at; activations dedupe on
+    trigger_id."""
+    tests: bool = True
+    """Run the models' data and unit tests (`dbt build`); off, `dbt run` only builds the models.
+    `refresh_triggers` turns them off: it is on the latency path of every trigger, and the
+    nightly build tests the same models."""
+    trigger_rules: list[str] | None = None
+    """Only evaluate these trigger rule sets in fct_trigger_events (order_milestones,
+    spend_spikes, dormancy_warnings, birthdays, cart_abandonments, entered_at_risk); all when
+    unset. `refresh_triggers` evaluates the ones new orders fire."""
 
 
 def dbt_build_args(config: DbtBuildConfig) -> list[str]:
-    args = ["build"]
+    args = ["build" if config.tests else "run"]
+    dbt_vars: dict[str, Any] = {}
     if config.as_of_date:
-        args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
+        dbt_vars["as_of_date"] = config.as_of_date
+    if config.trigger_rules is not None:
+        dbt_vars["trigger_rules"] = config.trigger_rules
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
     if config.full_refresh:
         args.append("--full-refresh")
     return args
@@ -104,13 +119,16 @@ def _has_audiences() -> bool:
 
 refresh_triggers = dg.define_asset_job(
     "refresh_triggers",
-    # Tests run in the nightly build; this job is on the latency path of every trigger.
     selection=build_dbt_asset_selection([dbt_models], dbt_select=TRIGGER_PATH).without_checks(),
+    config={
+        "ops": {"dbt_models": {"config": {"tests": False, "trigger_rules": ORDER_TRIGGER_RULES}}}
+    },
     description=(
         "The lean path from newly landed orders to marts.fct_trigger_events: the incremental "
         "order models (dbt tag `trigger_path`) attribute the new orders through the current "
-        "identifier map and the trigger rules record what they fire. Identity, the customer "
-        "view, lifecycle marts and reports wait for the nightly build."
+        "identifier map, and the rules new orders fire (first/second purchase, high-value new "
+        "customer, spend spike) record their triggers. Identity, the customer view, lifecycle "
+        "marts, reports and the time-based triggers wait for the nightly build."
     ),
 )
 
@@ -121,7 +139,7 @@ refresh_triggers = dg.define_asset_job(
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
-        "Launches `refresh_triggers` after new orders, receipts or behaviour events were "
+        "Launches `refresh_triggers` after new orders or receipts (or their lines) were "
         "ingested. One run covers every load since the last one: the cursor is the newest "
         "materialisation's storage id, which is also the run key."
     ),
@@ -139,7 +157,7 @@ def refresh_triggers_on_landing(
         if records and (newest is None or records[0].storage_id > newest):
             newest = records[0].storage_id
     if newest is None or newest == after:
-        return dg.SkipReason("no orders, receipts or events ingested since the last refresh")
+        return dg.SkipReason("no orders or receipts ingested since the last refresh")
     context.update_cursor(str(newest))
     return dg.RunRequest(run_key=f"raw-{newest}")
 

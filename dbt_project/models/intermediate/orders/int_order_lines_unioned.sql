@@ -6,7 +6,7 @@
         unique_key='order_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="{{ delete_superseded_landings() }}",
+        post_hook="{{ delete_superseded_landings(source('landing', 'loaded_files'), raw_order_line_sources()) }}",
     )
 }}
 
@@ -83,5 +83,4 @@ final as (
 
 )
 
-select * from final
-{{ landed_since_last_run('final', 'order_id') }}
+{{ select_landed_since_last_run('final', 'order_id', source('landing', 'loaded_files'), raw_order_line_sources()) }}

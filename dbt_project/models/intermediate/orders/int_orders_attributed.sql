@@ -55,10 +55,21 @@ attribution as (
 
 ),
 {% else %}
+batch_node_keys as (
+
+    {%- for identifier in ['account_id', 'email', 'phone', 'device_id', 'member_card_id'] %}
+    select {{ identity_node_key("'" ~ identifier ~ "'", identifier) }} as node_key from orders
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+
+),
+
 identifiers as (
 
+    -- Only the nodes the new orders carry: a few thousand rows to join, not the whole map.
     select node_key, customer_id from {{ identifier_map }}
     where is_active
+        and node_key in (select node_key from batch_node_keys)
 
 ),
 

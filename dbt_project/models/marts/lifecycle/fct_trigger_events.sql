@@ -1,7 +1,14 @@
 {#- Incremental and append-only: a run evaluates the trigger rules over the last
     trigger_lookback_days before now (late files included) and inserts only trigger_ids it has
     not recorded before. A fired trigger is never updated or deleted: activations may already
-    have acted on it, and the same cause never fires twice. -#}
+    have acted on it, and the same cause never fires twice.
+
+    The var trigger_rules lists the rule sets a run evaluates (default: all). The
+    refresh_triggers job, which runs whenever orders land, evaluates only the rules new orders
+    fire (order_milestones, spend_spikes); the time-based ones (dormancy, birthdays, carts,
+    entered_at_risk) come due by the clock and are evaluated by the nightly build. Skipping a
+    rule in one run loses nothing: the next run that evaluates it looks back
+    trigger_lookback_days. -#}
 {{
     config(
         materialized='incremental',
@@ -19,15 +26,39 @@ with
 
 fired as (
 
-    select * from {{ ref('int_triggers_order_milestones') }}
+    {%- set rule_views = {
+        'order_milestones': 'int_triggers_order_milestones',
+        'spend_spikes': 'int_triggers_spend_spikes',
+        'dormancy_warnings': 'int_triggers_dormancy_warnings',
+        'birthdays': 'int_triggers_birthdays',
+        'cart_abandonments': 'int_triggers_cart_abandonments',
+    } %}
+    {%- set rules = lifecycle_var('trigger_rules') %}
+    {%- for rule in rules if rule not in rule_views and rule != 'entered_at_risk' %}
+        {{ exceptions.raise_compiler_error(
+            "trigger_rules: unknown rule '" ~ rule ~ "'; known: "
+            ~ (rule_views.keys() | list + ['entered_at_risk']) | join(', ')
+        ) }}
+    {%- endfor %}
+    {#- ref() every rule at parse time, so the lineage holds whatever the var says. #}
+    {%- set relations = {} %}
+    {%- for rule, view in rule_views.items() %}
+        {%- do relations.update({rule: ref(view)}) %}
+    {%- endfor %}
+    {%- set stage_history = ref('fct_customer_stage_history') %}
+
+    select
+        cast(null as {{ dbt.type_string() }}) as trigger_type,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as fired_at,
+        cast(null as {{ dbt.type_string() }}) as cause_id,
+        cast(null as {{ dbt.type_string() }}) as context
+    where 1 = 0
+    {%- for rule, view in rule_views.items() if rule in rules %}
     union all
-    select * from {{ ref('int_triggers_spend_spikes') }}
-    union all
-    select * from {{ ref('int_triggers_dormancy_warnings') }}
-    union all
-    select * from {{ ref('int_triggers_birthdays') }}
-    union all
-    select * from {{ ref('int_triggers_cart_abandonments') }}
+    select * from {{ relations[rule] }}
+    {%- endfor %}
+    {%- if 'entered_at_risk' in rules %}
     union all
     select
         'entered_at_risk' as trigger_type,
@@ -38,8 +69,9 @@ fired as (
             ('previous_stage', 'previous_stage'),
             ('changed_on', 'changed_on'),
         ]) }} as context
-    from {{ ref('fct_customer_stage_history') }}
+    from {{ stage_history }}
     where lifecycle_stage = 'at_risk'
+    {%- endif %}
 
 ),
 

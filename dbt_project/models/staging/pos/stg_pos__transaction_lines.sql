@@ -1,8 +1,24 @@
+{#- Incremental, unlike the other staging views: orders are the one source the trigger path
+    reads within seconds of landing, and deduplicating every landed version of millions of
+    orders on each run would dominate it. A run re-stages only the keys landed since, and of
+    partitions landed again (see macros/incremental_orders.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='transaction_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        tags=['trigger_path'],
+        post_hook="{{ delete_superseded_landings(source('landing', 'loaded_files'), 'pos_lines') }}",
+    )
+}}
+
 with
 
 source as (
 
     select * from {{ source('pos', 'pos_lines') }}
+    {{ raw_rows_to_restage(source('pos', 'pos_lines'), 'transaction_id', 'transaction_id', source('landing', 'loaded_files'), 'pos_lines') }}
 
 ),
 
