@@ -148,6 +148,10 @@ def demo(
     # The demo knows the truth behind its data, so identity quality is measured against it.
     os.environ.setdefault("GROUND_TRUTH_DIR", str((out / "truth").resolve()))
     warehouse = out / "warehouse.duckdb"
+    # The landing files were just regenerated (ending today), so the demo starts from an empty
+    # warehouse rather than layering a new history over yesterday's.
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)
     ok = _run(out / "landing", warehouse, out / "summary.html")
     if not ok:
         raise typer.Exit(1)
