@@ -1,5 +1,6 @@
 """Resources: every path and secret comes from the environment through ``dg.EnvVar``."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,11 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         resources={
             # Also read by dbt's profiles.yml, so Dagster and dbt always write one file.
-            "duckdb": DuckDBResource(database=dg.EnvVar("DUCKDB_PATH")),
+            "duckdb": DuckDBResource(
+                database=dg.EnvVar("DUCKDB_PATH"),
+                # The same buffer limit as dbt's profile (DuckDB spills beyond it).
+                connection_config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")},
+            ),
             "landing": LandingZone(path=dg.EnvVar("LANDING_DIR")),
         }
     )

@@ -15,6 +15,7 @@ reproducible for the same input.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import duckdb
@@ -152,7 +153,9 @@ def find_probabilistic_links(
     for frame in (left, right):
         frame["birth_date"] = pd.to_datetime(frame["birth_date"], errors="coerce").dt.date
 
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(
+        ":memory:", config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")}
+    )
     try:
         db = DuckDBAPI(con)
         linker = Linker(
