@@ -569,7 +569,8 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     with duckdb.connect(params["warehouse"]) as con:
         # The profile's settings (profiles.yml); the rest are DuckDB defaults, as for dbt.
         con.execute("set TimeZone = 'UTC'")
-        limit = params.get("memory_limit")
+        con.execute("set preserve_insertion_order = false")
+        limit = params.get("memory_limit") or os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")
         if limit:
             if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
                 raise ValueError(
@@ -1297,8 +1298,9 @@ def main() -> None:
     parser.add_argument(
         "--replay-memory-limit",
         default=None,
-        help="DuckDB memory_limit for the direct replay only (e.g. 3GB), to see what a limit "
-        "costs; the ratio is then not like for like",
+        help="DuckDB memory_limit for the direct replay only (e.g. 3GB; default: the profile's, "
+        "DUCKDB_MEMORY_LIMIT or 2.5GB), to see what a limit costs; another value than dbt's "
+        "makes the ratio not like for like",
     )
     parser.add_argument(
         "--stage", nargs=3, metavar=("NAME", "PARAMS", "RESULT"), help=argparse.SUPPRESS

@@ -25,7 +25,10 @@ def defs() -> dg.Definitions:
             "duckdb": DuckDBResource(
                 database=dg.EnvVar("DUCKDB_PATH"),
                 # The same buffer limit as dbt's profile (DuckDB spills beyond it).
-                connection_config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")},
+                connection_config={
+                    "memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB"),
+                    "preserve_insertion_order": False,
+                },
             ),
             "landing": LandingZone(path=dg.EnvVar("LANDING_DIR")),
         }

@@ -26,9 +26,13 @@ recommendations as (
             {'sku': sku, 'name': name, 'category': category, 'price': price,
              'image_url': image_url, 'url': url}
             order by position
-        ) filter (where position <= 2) as recommended_products
+        ) as recommended_products
 
     from {{ ref('int_audience_recommendations') }}
+    -- Only this audience's customers: listing everyone's products first costs gigabytes at
+    -- millions of customers, for a join that keeps a few thousand.
+    where position <= 2
+        and customer_id in (select customer_id from triggers)
     group by customer_id
 
 ),

@@ -23,18 +23,25 @@ links as (
 
 picks as (
 
+    -- A window rather than GROUP BY: DuckDB's list aggregate holds every customer's list in
+    -- memory at once (more than 4 GB at a million customers), while the window operator works
+    -- partition by partition and spills to disk under the memory limit.
     select
         customer_id,
-        count(*) as recommended_count,
+        count(*) over per_customer as recommended_count,
         list(
             {'sku': sku, 'name': name, 'category': category, 'price': price,
              'image_url': image_url, 'url': url}
-            order by position
-        ) as recommended_products,
-        min_by(category, position) as first_category
+        ) over per_customer as recommended_products,
+        first(category) over per_customer as first_category
 
     from recommendations
-    group by customer_id
+    window per_customer as (
+        partition by customer_id
+        order by position
+        rows between unbounded preceding and unbounded following
+    )
+    qualify position = 1
 
 ),
 
