@@ -105,6 +105,7 @@ class _Dagster:
         # Asset checks defined on their own (the ML checks) run too, as in a deployment.
         self.assets = [*(defs.assets or []), *(defs.asset_checks or [])]
         self.resources = dict(defs.resources or {})
+        self.defs = defs
         self.graph = defs.resolve_asset_graph()
         self.instance = dg.DagsterInstance.ephemeral()
 
@@ -137,9 +138,7 @@ class _Dagster:
         if name == "audiences":
             return self.keys_of("dbt_audiences")
         if name == "trigger_path":
-            from orchestration.definitions import defs as build_defs
-
-            job = build_defs().resolve_job_def("refresh_triggers")
+            job = self.defs.resolve_job_def("refresh_triggers")
             return set(job.asset_layer.executable_asset_keys)
         raise ValueError(f"unknown selection {name!r}")
 
