@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +134,39 @@ def customer_section(con: duckdb.DuckDBPyConnection) -> Section | None:
             0
         ]
         rows.append(("identifiers resolved", identifiers))
+    rows.extend(_identity_quality_rows(con))
     console = [f"  {label:<42} {_fmt(value)}" for label, value in rows]
     return Section("Single customer view", _table(["", ""], rows), console)
+
+
+def _identity_quality_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Pairwise identity quality when the data comes with ground truth (the demo does)."""
+    truth = os.environ.get("GROUND_TRUTH_DIR")
+    if not truth or not (Path(truth) / "records.parquet").exists():
+        return []
+    if not all(
+        _exists(con, "intermediate", t)
+        for t in ("int_identity_source_records", "int_identity_observations")
+    ):
+        return []
+    from orchestration.identity.metrics import evaluate_against_truth
+
+    overall = evaluate_against_truth(con, truth)
+    reachable = evaluate_against_truth(
+        con, truth, reachable_via="intermediate.int_identity_observations"
+    )
+    return [
+        (
+            "identity vs ground truth, all records",
+            f"precision {overall.precision:.4f}, recall {overall.recall:.4f}, F1 {overall.f1:.4f}",
+        ),
+        (
+            "identity vs ground truth, reachable records",
+            f"precision {reachable.precision:.4f}, recall {reachable.recall:.4f}, "
+            f"F1 {reachable.f1:.4f} (a record carrying none of its person's identifiers "
+            "counts as a person of its own)",
+        ),
+    ]
 
 
 def lifecycle_section(con: duckdb.DuckDBPyConnection) -> Section | None:

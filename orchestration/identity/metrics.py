@@ -113,7 +113,7 @@ with predicted as (
     select source, record_id, customer_id from {resolved}
 ),
 truth as (
-    select source, record_id, person_id
+    select source, record_id, {truth_person} as person_id
     from read_parquet(?) as records
     where person_id is not null and source in ({sources}) {identified_filter}
 ),
@@ -147,12 +147,48 @@ select
 """
 
 
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _own_identifiers_sql(truth_dir: Path) -> str:
+    """(identifier_type, value, person_id) the truth ascribes to each person: the values written
+    on their rows (identifiers.parquet) plus, where the generator records them, the person's own
+    normalised email and phone numbers (persons.parquet), since rows carry them unnormalised."""
+    parts = [
+        "select identifier_type, value, person_id from read_parquet("
+        + _sql_literal(str(truth_dir / "identifiers.parquet"))
+        + ")"
+    ]
+    persons = truth_dir / "persons.parquet"
+    if persons.exists():
+        columns = {
+            row[0]
+            for row in duckdb.sql(
+                f"describe select * from read_parquet({_sql_literal(str(persons))})"
+            ).fetchall()
+        }
+        for identifier_type, column in (
+            ("email", "email"),
+            ("email", "email_typo_variant"),
+            ("phone", "phone_e164"),
+            ("phone", "second_phone_e164"),
+        ):
+            if column in columns:
+                parts.append(
+                    f"select '{identifier_type}', {column}, person_id "
+                    f"from read_parquet({_sql_literal(str(persons))}) where {column} is not null"
+                )
+    return "\n    union\n    ".join(parts)
+
+
 def evaluate_against_truth(
     con: duckdb.DuckDBPyConnection,
     truth_dir: str | Path,
     resolved_relation: str = "intermediate.int_identity_source_records",
     sources: Iterable[str] = EVALUATED_SOURCES,
     identified_only_in: str | None = None,
+    reachable_via: str | None = None,
 ) -> PairwiseQuality:
     """Pairwise quality of ``resolved_relation`` (source, record_id, customer_id) against
     ``<truth_dir>/records.parquet`` (source, record_id, person_id), all inside DuckDB.
@@ -160,14 +196,32 @@ def evaluate_against_truth(
     ``identified_only_in`` names a relation of (source, record_id) carrying an identifier
     (``intermediate.int_identity_observations``): records outside it (a store receipt with
     neither card nor phone) are left out, measuring what identity resolution can reach.
+
+    ``reachable_via`` names the observations relation (source, record_id, identifier_type,
+    identifier_value) and scores what any resolver could reach: a record carrying none of its
+    own person's identifiers (no identifier at all, or only a store's placeholder phone typed at
+    the till) is treated as a person of its own, so leaving it unresolved costs nothing while
+    attaching it to somebody still counts as a false merge.
     """
     records = Path(truth_dir) / "records.parquet"
     if not records.exists():
         raise FileNotFoundError(f"ground truth has no records.parquet: {records}")
     source_list = ", ".join("'" + s.replace("'", "''") + "'" for s in sources)
+    truth_person = "person_id"
+    if reachable_via:
+        truth_person = f"""case when exists (
+            select 1
+            from {reachable_via} as observed
+            inner join ({_own_identifiers_sql(Path(truth_dir))}) as own
+                on own.identifier_type = observed.identifier_type
+                and own.value = observed.identifier_value
+            where observed.source = records.source and observed.record_id = records.record_id
+                and own.person_id = records.person_id
+        ) then person_id else 'unreachable:' || source || ':' || record_id end"""
     row = con.execute(
         _CONTINGENCY_SQL.format(
             resolved=resolved_relation,
+            truth_person=truth_person,
             sources=source_list,
             identified_filter=(
                 f"and exists (select 1 from {identified_only_in} as identified "

@@ -31,6 +31,10 @@ PROFILE_COLUMNS = (
     "address_line",
 )
 LINK_COLUMNS = ("left_node_key", "right_node_key", "match_probability")
+PEER_COLUMNS = ("name_postcode_peers", "name_address_peers")
+"""Optional: how many profiles of the same kind, linked or not, share the full name with the
+postcode (with the street address). A link without a birth date needs the name and place to be
+unique on both sides; when absent they are counted within the profiles passed."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,17 @@ def splink_settings(n_left: int, n_right: int, settings: LinkSettings = LinkSett
         "link_type": "link_only",
         "unique_id_column_name": "node_key",
         "probability_two_random_records_match": min(max(prior, 1e-9), 0.5),
-        # Both rules require the same birth date: a link needs it anyway (see _ACCEPT_SQL), and
-        # the blocks stay small (a birth date and a surname or postcode) at millions of profiles.
+        # Every rule pins down what an accepted link needs anyway (see find_probabilistic_links),
+        # so blocks stay small at millions of profiles: a birth date with a surname or postcode,
+        # or, for a profile without birth date, the full name with a postcode or street address.
         "blocking_rules_to_generate_predictions": [
             "l.birth_date = r.birth_date AND l.last_name_normalized = r.last_name_normalized",
             "l.birth_date = r.birth_date AND l.postcode = r.postcode",
+            "l.first_name_normalized = r.first_name_normalized"
+            " AND l.last_name_normalized = r.last_name_normalized AND l.postcode = r.postcode",
+            "l.first_name_normalized = r.first_name_normalized"
+            " AND l.last_name_normalized = r.last_name_normalized"
+            " AND lower(l.address_line) = lower(r.address_line)",
         ],
         "comparisons": [
             _levels(
@@ -123,6 +133,28 @@ def splink_settings(n_left: int, n_right: int, settings: LinkSettings = LinkSett
     }
 
 
+def _peer_counts(profiles: pd.DataFrame) -> pd.DataFrame:
+    """(node_key, name_postcode_peers, name_address_peers), taken from the frame when given."""
+    if all(c in profiles.columns for c in PEER_COLUMNS):
+        return profiles.loc[:, ["node_key", *PEER_COLUMNS]].reset_index(drop=True)
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("frame", profiles.loc[:, list(PROFILE_COLUMNS)])
+        return con.execute(
+            """
+            select
+                node_key,
+                count(*) over (partition by first_name_normalized, last_name_normalized, postcode)
+                    as name_postcode_peers,
+                count(*) over (partition by first_name_normalized, last_name_normalized, lower(address_line))
+                    as name_address_peers
+            from frame
+            """
+        ).df()
+    finally:
+        con.close()
+
+
 def _empty_links() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -137,8 +169,8 @@ def find_probabilistic_links(
 ) -> pd.DataFrame:
     """Links (left_node_key, right_node_key, match_probability) at or above the threshold.
 
-    One-to-one: a pair is kept only when each side is the other's best match (ties broken by
-    node key), so one account never absorbs two loyalty cards.
+    One-to-one: a pair is kept only when each side is the other's unique best match, so one
+    account never absorbs two loyalty cards and a tie between two candidates links neither.
     """
     from splink import Linker
     from splink.backends.duckdb import DuckDBAPI
@@ -148,6 +180,7 @@ def find_probabilistic_links(
         raise ValueError(f"profiles lack columns: {missing}")
     if left.empty or right.empty:
         return _empty_links()
+    peers = {"left": _peer_counts(left), "right": _peer_counts(right)}
     left = left.loc[:, list(PROFILE_COLUMNS)].copy()
     right = right.loc[:, list(PROFILE_COLUMNS)].copy()
     for frame in (left, right):
@@ -171,36 +204,94 @@ def find_probabilistic_links(
         )
         predictions = linker.inference.predict(threshold_match_probability=settings.match_threshold)
         con.register("predictions_frame", predictions.as_pandas_dataframe())
+        con.register("left_peers", peers["left"])
+        con.register("right_peers", peers["right"])
         links = con.execute(
             """
-            with scored as (
+            with oriented as (
                 -- Splink orders each pair by dataset; put the account profile on the left.
                 select
                     case when source_dataset_l = 'account_profiles' then node_key_l else node_key_r end
                         as left_node_key,
                     case when source_dataset_l = 'account_profiles' then node_key_r else node_key_l end
                         as right_node_key,
-                    match_probability
+                    match_probability,
+                    birth_date_l, birth_date_r,
+                    first_name_normalized_l, first_name_normalized_r,
+                    last_name_normalized_l, last_name_normalized_r,
+                    postcode_l, postcode_r, address_line_l, address_line_r
                 from predictions_frame
                 where match_probability >= ?
-                    and birth_date_l = birth_date_r
-                    and (
-                        first_name_normalized_l = first_name_normalized_r
-                        or starts_with(first_name_normalized_l, first_name_normalized_r)
-                        or starts_with(first_name_normalized_r, first_name_normalized_l)
-                        or jaro_winkler_similarity(first_name_normalized_l, first_name_normalized_r) >= 0.88
+            ),
+            candidates as (
+                select oriented.*, left_peers.name_postcode_peers as left_postcode_peers,
+                    left_peers.name_address_peers as left_address_peers,
+                    right_peers.name_postcode_peers as right_postcode_peers,
+                    right_peers.name_address_peers as right_address_peers
+                from oriented
+                inner join left_peers on left_peers.node_key = oriented.left_node_key
+                inner join right_peers on right_peers.node_key = oriented.right_node_key
+            ),
+            scored as (
+                select left_node_key, right_node_key, match_probability
+                from candidates
+                where (
+                        -- Both birth dates known: they must agree, the first names be alike.
+                        (
+                            birth_date_l = birth_date_r
+                            and (
+                                first_name_normalized_l = first_name_normalized_r
+                                or starts_with(first_name_normalized_l, first_name_normalized_r)
+                                or starts_with(first_name_normalized_r, first_name_normalized_l)
+                                or jaro_winkler_similarity(first_name_normalized_l, first_name_normalized_r) >= 0.88
+                            )
+                        )
+                        -- One side never gave a birth date: the full name must be exactly the
+                        -- same and so must the postcode or the street address, with no
+                        -- other address on record, and that name must be unique there on both
+                        -- sides (counted over all profiles, linked or not: another "li wei" of
+                        -- the same postcode makes it a guess). A household shares the address
+                        -- but not the first name.
+                        or (
+                            (birth_date_l is null or birth_date_r is null)
+                            and first_name_normalized_l = first_name_normalized_r
+                            and last_name_normalized_l = last_name_normalized_r
+                            and (
+                                address_line_l is null or address_line_r is null
+                                or lower(address_line_l) = lower(address_line_r)
+                            )
+                            and (
+                                (postcode_l = postcode_r and left_postcode_peers = 1 and right_postcode_peers = 1)
+                                or (
+                                    lower(address_line_l) = lower(address_line_r)
+                                    and left_address_peers = 1 and right_address_peers = 1
+                                )
+                            )
+                        )
                     )
             ),
-            ranked as (
+            best as (
                 select *,
-                    row_number() over (partition by left_node_key
-                                       order by match_probability desc, right_node_key) as left_rank,
-                    row_number() over (partition by right_node_key
-                                       order by match_probability desc, left_node_key) as right_rank
+                    max(match_probability) over (partition by left_node_key) as left_best,
+                    max(match_probability) over (partition by right_node_key) as right_best
                 from scored
+            ),
+            unambiguous as (
+                -- A link must be each side's best match, and the only one at that probability: two
+                -- equally good candidates (two "li wei" in one postcode) are left unlinked rather
+                -- than one of them picked by key.
+                select *,
+                    count(*) filter (where match_probability = left_best)
+                        over (partition by left_node_key) as left_best_count,
+                    count(*) filter (where match_probability = right_best)
+                        over (partition by right_node_key) as right_best_count
+                from best
+                where match_probability = left_best or match_probability = right_best
             )
             select left_node_key, right_node_key, match_probability
-            from ranked where left_rank = 1 and right_rank = 1
+            from unambiguous
+            where match_probability = left_best and match_probability = right_best
+                and left_best_count = 1 and right_best_count = 1
             order by left_node_key, right_node_key
             """,
             [settings.match_threshold],

@@ -81,3 +81,64 @@ def test_evaluate_against_truth_counts_unresolved_records_as_singletons(tmp_path
     assert quality.predicted_pairs == 3  # A1-O1, A1-T1, O1-T1
     assert quality.true_positive_pairs == 1
     assert quality.over_merged_customers == 1
+
+
+def test_reachable_quality_treats_records_without_own_identifiers_as_their_own_person(
+    tmp_path: Path,
+) -> None:
+    # P1 has an account, an online order and two receipts: T1 with P1's card, T2 carrying only
+    # the store's placeholder phone (nobody's own), T3 with nothing at all.
+    pd.DataFrame(
+        {
+            "source": [
+                "accounts",
+                "online_orders",
+                "pos_transactions",
+                "pos_transactions",
+                "pos_transactions",
+            ],
+            "record_id": ["A1", "O1", "T1", "T2", "T3"],
+            "person_id": ["P1", "P1", "P1", "P1", "P2"],
+        }
+    ).to_parquet(tmp_path / "records.parquet")
+    pd.DataFrame(
+        {
+            "identifier_type": ["account_id", "member_card_id"],
+            "value": ["A1", "M1"],
+            "person_id": ["P1", "P1"],
+        }
+    ).to_parquet(tmp_path / "identifiers.parquet")
+    pd.DataFrame(
+        {
+            "person_id": ["P1", "P2"],
+            "email": ["p1@example.com", None],
+            "phone_e164": ["+8613800000001", None],
+        }
+    ).to_parquet(tmp_path / "persons.parquet")
+    con = duckdb.connect()
+    con.execute(
+        "create table observations as select * from (values "
+        "('accounts', 'A1', 'account_id', 'A1'), ('online_orders', 'O1', 'email', 'p1@example.com'), "
+        "('pos_transactions', 'T1', 'member_card_id', 'M1'), "
+        "('pos_transactions', 'T2', 'phone', '+86000000000')) "
+        "as t(source, record_id, identifier_type, identifier_value)"
+    )
+    con.execute(
+        "create table resolved as select * from (values "
+        "('accounts', 'A1', 'C1'), ('online_orders', 'O1', 'C1'), ('pos_transactions', 'T1', 'C1'), "
+        "('pos_transactions', 'T2', null), ('pos_transactions', 'T3', 'C1')) "
+        "as t(source, record_id, customer_id)"
+    )
+    overall = evaluate_against_truth(con, tmp_path, resolved_relation="resolved")
+    reachable = evaluate_against_truth(
+        con, tmp_path, resolved_relation="resolved", reachable_via="observations"
+    )
+    # Overall, T2's three pairs with P1's records are missed.
+    assert overall.true_pairs == 6
+    # Reachable: T2 is a person of its own, so only A1-O1-T1 are true pairs, all found; T3 has
+    # no identifier of its own but was attached to C1, which still costs precision.
+    assert reachable.true_pairs == 3
+    assert reachable.true_positive_pairs == 3
+    assert reachable.predicted_pairs == 6
+    assert reachable.recall == 1.0
+    assert reachable.precision == 0.5

@@ -96,3 +96,51 @@ def test_find_probabilistic_links_without_candidates_is_empty() -> None:
     left, right = _population()
     assert find_probabilistic_links(left.iloc[0:0], right).empty
     assert list(find_probabilistic_links(left, right.iloc[0:0]).columns) == list(LINK_COLUMNS)
+
+
+def _one_sided_birth_date_case(**card_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An account without birth date and a card of the same name and postcode."""
+    left, right = _population()
+    account = _profile("account_id:NOBIRTH", "wei", "liang", dt.date(1990, 1, 1), 2, 55, 1707)
+    account["birth_date"] = None
+    account["address_line"] = None
+    card = _profile("member_card_id:NOBIRTH", "wei", "liang", dt.date(1990, 5, 5), 2, 55, 1707)
+    card.update(card_overrides)
+    left = pd.concat([left, pd.DataFrame([account])], ignore_index=True)
+    right = pd.concat([right, pd.DataFrame([card])], ignore_index=True)
+    return left, right
+
+
+def test_links_without_birth_date_need_the_same_full_name_and_place() -> None:
+    links = find_probabilistic_links(*_one_sided_birth_date_case())
+    assert ("account_id:NOBIRTH", "member_card_id:NOBIRTH") in set(
+        zip(links.left_node_key, links.right_node_key, strict=True)
+    )
+    # a different first name at the same place is a household member, not the same person
+    links = find_probabilistic_links(*_one_sided_birth_date_case(first_name_normalized="ming"))
+    assert "account_id:NOBIRTH" not in set(links.left_node_key)
+    # both addresses known and different: not enough without a birth date
+    left, right = _one_sided_birth_date_case(address_line="Room 12, 9 Jiefang Road")
+    left.loc[left.node_key == "account_id:NOBIRTH", "address_line"] = "Room 1707, 55 Renmin Road"
+    assert "account_id:NOBIRTH" not in set(find_probabilistic_links(left, right).left_node_key)
+
+
+def test_links_without_birth_date_refuse_a_name_that_is_not_unique_there() -> None:
+    left, right = _one_sided_birth_date_case()
+    # another card holder of the same name in the same postcode, already linked elsewhere and so
+    # not a candidate, still makes the match a guess: the peer counts come from all profiles
+    right["name_postcode_peers"] = [
+        2 if k == "member_card_id:NOBIRTH" else 1 for k in right.node_key
+    ]
+    right["name_address_peers"] = right["name_postcode_peers"]
+    left["name_postcode_peers"] = 1
+    left["name_address_peers"] = 1
+    links = find_probabilistic_links(left, right)
+    assert "account_id:NOBIRTH" not in set(links.left_node_key)
+
+
+def test_links_tied_between_two_candidates_link_neither() -> None:
+    left, right = _population()
+    twin = right[right.node_key == "member_card_id:SAME"].assign(node_key="member_card_id:SAME2")
+    links = find_probabilistic_links(left, pd.concat([right, twin], ignore_index=True))
+    assert "account_id:SAME" not in set(links.left_node_key)

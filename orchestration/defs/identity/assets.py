@@ -29,6 +29,17 @@ with components as (
         bool_or(identifier_type = 'member_card_id') as has_card
     from intermediate.int_identity_components_deterministic
     group by component_key
+),
+typed_profiles as (
+    -- Peers are counted over every profile of the kind, linked or not (see PEER_COLUMNS).
+    select
+        *,
+        count(*) over (partition by first_name_normalized, last_name_normalized, postcode)
+            as name_postcode_peers,
+        count(*) over (partition by first_name_normalized, last_name_normalized, lower(address_line))
+            as name_address_peers
+    from intermediate.int_identity_profiles
+    where identifier_type = $identifier_type
 )
 select
     profiles.node_key,
@@ -37,11 +48,13 @@ select
     profiles.birth_date,
     profiles.postcode,
     profiles.city,
-    profiles.address_line
-from intermediate.int_identity_profiles as profiles
+    profiles.address_line,
+    profiles.name_postcode_peers,
+    profiles.name_address_peers
+from typed_profiles as profiles
 inner join intermediate.int_identity_components_deterministic as nodes using (node_key)
 inner join components using (component_key)
-where profiles.identifier_type = $identifier_type and not {exclude}
+where not {exclude}
 order by profiles.node_key
 """
 
@@ -140,7 +153,9 @@ def identity_quality(
     store receipts, against a synthetic dataset's ground truth (GROUND_TRUTH_DIR), plus the
     over-merge count (customers holding more than one true person). ``identified_*`` repeats
     the measure over records that carry at least one identifier (a receipt with neither card
-    nor phone is unreachable for any resolver). Without ground truth it
+    nor phone is unreachable for any resolver); ``reachable_*`` scores every record but treats
+    one carrying none of its own person's identifiers (nothing, or only a store's placeholder
+    phone) as a person of its own: what any resolver could reach. Without ground truth it
     reports so and passes. Pairs are counted from the (customer, person) contingency table, so it
     scales to millions of records.
     """
@@ -153,6 +168,9 @@ def identity_quality(
         identified = evaluate_against_truth(
             con, truth, identified_only_in="intermediate.int_identity_observations"
         )
+        reachable = evaluate_against_truth(
+            con, truth, reachable_via="intermediate.int_identity_observations"
+        )
         per_source = quality_by_source(con, truth)
         customers = con.execute(
             "select count(distinct customer_id), count(*) filter (where is_shared) from marts.dim_customer_identifiers"
@@ -164,6 +182,13 @@ def identity_quality(
             f"identified_{k}": v
             for k, v in identified.as_dict().items()
             if k in ("records", "precision", "recall", "f1")
+        }
+    )
+    metadata.update(
+        {
+            f"reachable_{k}": v
+            for k, v in reachable.as_dict().items()
+            if k in ("precision", "recall", "f1", "split_persons")
         }
     )
     metadata["customers"] = int(customers[0]) if customers else 0
