@@ -2,20 +2,37 @@
 -- rule that put it in its component: identifiers of the component's main deterministic part
 -- are 'deterministic'; those reached only through a probabilistic link are 'probabilistic'
 -- (with that link's probability); a component of one identifier is a 'singleton'.
+--
+-- Deterministic edges only ever join nodes of one deterministic component, so the components
+-- are found on the contracted graph: deterministic components as nodes, the probabilistic links
+-- between them as edges. That graph is a few links per thousand customers instead of every
+-- co-occurrence, and a component's label (its smallest node key) is the same either way.
 {{ config(post_hook="{{ identity_drop_component_work_tables() }}") }}
-{%- set nodes_sql -%}
-    select node_key from {{ ref('int_identity_components_deterministic') }}
+{%- set part_edges_sql -%}
+    select
+        left_parts.component_key as left_node_key,
+        right_parts.component_key as right_node_key
+    from {{ ref('int_identity_edges') }} as edges
+    inner join {{ ref('int_identity_components_deterministic') }} as left_parts
+        on left_parts.node_key = edges.left_node_key
+    inner join {{ ref('int_identity_components_deterministic') }} as right_parts
+        on right_parts.node_key = edges.right_node_key
+    where edges.link_rule <> 'deterministic'
+        and left_parts.component_key <> right_parts.component_key
 {%- endset -%}
-{%- set edges_sql -%}
-    select left_node_key, right_node_key from {{ ref('int_identity_edges') }}
+{%- set part_nodes_sql -%}
+    select left_node_key as node_key from ({{ part_edges_sql }}) as part_edges
+    union
+    select right_node_key as node_key from ({{ part_edges_sql }}) as part_edges
 {%- endset -%}
-{%- set labels = identity_connected_components(
-    nodes_sql, edges_sql, identity_var('identity_max_label_iterations')) %}
+{%- set part_labels = identity_connected_components(
+    part_nodes_sql, part_edges_sql, identity_var('identity_max_label_iterations')) %}
 with
 
-labels as (
+part_labels as (
 
-    select * from {{ labels }}
+    -- Only deterministic components that a probabilistic link touches; the rest stand alone.
+    select * from {{ part_labels }}
 
 ),
 
@@ -31,17 +48,25 @@ edges as (
 
 ),
 
+labelled as (
+
+    select
+        deterministic_components.node_key,
+        deterministic_components.identifier_type,
+        coalesce(part_labels.label, deterministic_components.component_key) as component_key,
+        deterministic_components.component_key as deterministic_component_key,
+        deterministic_components.component_size as deterministic_component_size
+    from deterministic_components
+    left join part_labels on part_labels.node_key = deterministic_components.component_key
+
+),
+
 nodes as (
 
     select
-        labels.node_key,
-        deterministic_components.identifier_type,
-        labels.label as component_key,
-        deterministic_components.component_key as deterministic_component_key,
-        deterministic_components.component_size as deterministic_component_size,
-        count(*) over (partition by labels.label) as component_size
-    from labels
-    inner join deterministic_components on deterministic_components.node_key = labels.node_key
+        *,
+        count(*) over (partition by component_key) as component_size
+    from labelled
 
 ),
 

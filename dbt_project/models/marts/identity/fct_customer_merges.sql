@@ -52,20 +52,25 @@ moved_nodes as (
 
 ),
 
+edge_ends as (
+
+    -- Each edge from both of its ends, so the join below is an equi-join (an OR of two join
+    -- keys is a nested loop over every edge).
+    select left_node_key as node_key, right_node_key as other_node_key, link_rule from edges
+    union all
+    select right_node_key as node_key, left_node_key as other_node_key, link_rule from edges
+
+),
+
 bridging_rules as (
 
     -- The rule of the edges that tie a merged customer's nodes to the survivor's other nodes.
     select
         moved_nodes.merged_customer_id,
-        max(case when edges.link_rule = 'probabilistic' then 1 else 0 end) as has_probabilistic_bridge
+        max(case when edge_ends.link_rule = 'probabilistic' then 1 else 0 end) as has_probabilistic_bridge
     from moved_nodes
-    inner join edges
-        on edges.left_node_key = moved_nodes.node_key or edges.right_node_key = moved_nodes.node_key
-    inner join this_run as other_end
-        on other_end.node_key = case
-            when edges.left_node_key = moved_nodes.node_key then edges.right_node_key
-            else edges.left_node_key
-        end
+    inner join edge_ends on edge_ends.node_key = moved_nodes.node_key
+    inner join this_run as other_end on other_end.node_key = edge_ends.other_node_key
     where coalesce(other_end.previous_customer_id, '') <> moved_nodes.merged_customer_id
     group by moved_nodes.merged_customer_id
 
