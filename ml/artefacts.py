@@ -77,6 +77,16 @@ def save(
     return Artefact(name, version, directory, full)
 
 
+def latest_metadata(name: str = "churn", root: str | Path | None = None) -> dict[str, Any] | None:
+    """The metadata.json of the latest version, without loading the model; None if there is none."""
+    pointer = model_root(root) / name / "latest.json"
+    if not pointer.exists():
+        return None
+    version = json.loads(pointer.read_text())["version"]
+    path = model_root(root) / name / str(version) / "metadata.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def load(
     name: str = "churn", version: str | None = None, root: str | Path | None = None
 ) -> tuple[Any, Artefact]:

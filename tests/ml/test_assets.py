@@ -22,9 +22,21 @@ from tests.ml import synthetic
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def materialise(warehouse: Path, models: Path) -> dg.ExecuteInProcessResult:
+def materialise(
+    warehouse: Path, models: Path, churn_config: dict | None = None
+) -> dg.ExecuteInProcessResult:
     from orchestration.defs.ml import assets as ml
 
+    run_config = (
+        {
+            "ops": {
+                "ml__churn_model": {"config": churn_config},
+                "ml__churn_scores": {"config": churn_config},
+            }
+        }
+        if churn_config
+        else None
+    )
     return dg.materialize(
         [
             ml.churn_model,
@@ -38,6 +50,7 @@ def materialise(warehouse: Path, models: Path) -> dg.ExecuteInProcessResult:
             "model_store": ml.ModelStore(path=str(models)),
         },
         instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
     )
 
 
@@ -118,10 +131,44 @@ def test_ml_assets_materialise_scores_recommendations_and_metadata(
         ]
         assert columns == ["sku", "related_sku", "score", "support"]
 
-    # A second run replaces the tables rather than appending to them.
-    assert materialise(warehouse, models).success
+    # A second run replaces the tables rather than appending to them, and scores with the
+    # model it keeps: trained for the same day, well inside retrain_after_days.
+    again = materialise(warehouse, models)
+    assert again.success
+    kept = metadata_by_asset(again)["ml/churn_model"]
+    assert kept["trained"] is False and saved in kept["reason"]
+    assert metadata_by_asset(again)["ml/churn_scores"]["model_version"] == saved
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from ml.churn_scores").fetchone()[0] == eligible
+
+
+def test_churn_model_is_retrained_when_old_or_asked(warehouse: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        last_order = con.execute("select max(order_date) from marts.fct_orders").fetchone()[0]
+    week_before = (last_order + dt.timedelta(days=1 - 7)).isoformat()
+    first = metadata_by_asset(materialise(warehouse, models, {"as_of": week_before}))
+    version = first["ml/churn_model"]["model_version"]
+    # six days later the model stands; seven days later it is retrained
+    six_days = (last_order + dt.timedelta(days=1 - 1)).isoformat()
+    kept = metadata_by_asset(materialise(warehouse, models, {"as_of": six_days}))
+    assert kept["ml/churn_model"]["trained"] is False
+    assert kept["ml/churn_scores"]["model_version"] == version
+    later = metadata_by_asset(
+        materialise(warehouse, models, {"as_of": (last_order + dt.timedelta(days=1)).isoformat()})
+    )
+    assert later["ml/churn_model"]["model_version"] != version
+    assert later["ml/churn_scores"]["model_version"] == later["ml/churn_model"]["model_version"]
+    # retrain_after_days: 0 retrains at once, for the same day
+    forced = metadata_by_asset(
+        materialise(
+            warehouse,
+            models,
+            {"as_of": (last_order + dt.timedelta(days=1)).isoformat(), "retrain_after_days": 0},
+        )
+    )
+    assert "model_version" in forced["ml/churn_model"]
+    assert "trained" not in forced["ml/churn_model"]
 
 
 def test_definitions_wire_ml_assets_downstream_of_the_marts() -> None:
