@@ -1,5 +1,9 @@
 -- Every pair of identifiers that appear together on one source record, before any guard:
 -- the evidence the over-merge guard inspects. int_identity_edges keeps the usable ones.
+{#- The sources int_identity_observations emits (its accepted_values test holds it to these).
+    `sources` is built from one flag per source rather than an ordered listagg: the same sorted
+    list without sorting inside each of millions of groups. -#}
+{%- set identity_sources = ['accounts', 'members', 'online_orders', 'pos_transactions', 'web_events'] %}
 with
 
 observations as (
@@ -32,7 +36,12 @@ final as (
         left_node_key,
         right_node_key,
         sum(record_count) as record_count,
-        {{ dbt.listagg('source', "','", 'order by source') }} as sources,
+        concat_ws(
+            ',',
+            {%- for source_name in identity_sources | sort %}
+            max(case when source = '{{ source_name }}' then '{{ source_name }}' end){% if not loop.last %},{% endif %}
+            {%- endfor %}
+        ) as sources,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at
     from pairs_per_source
