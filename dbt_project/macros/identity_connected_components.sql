@@ -1,9 +1,15 @@
 {#- Connected components of an undirected graph by iterative label propagation, set-based.
 
-    Every node starts with the smallest key among itself and its neighbours; each round takes
-    the smallest label among its own, its neighbours' and its label's label (pointer jumping,
-    so long chains collapse in O(log diameter) rounds rather than O(diameter)). The rounds run
-    as separate statements until no label changes, at most `max_iterations` times; not
+    Every node starts with the smallest key among itself and its neighbours; each round a node
+    takes the smallest label among its own, its neighbours' and its label's label (pointer
+    jumping, so long chains collapse in O(log diameter) rounds rather than O(diameter)).
+
+    Rounds only look at what changed: a node's label can only fall when a neighbour's label,
+    its own label or its label's label changed in the round before (otherwise that round already
+    took all of them into account), so each round joins the edges and labels with the small
+    set of nodes that changed instead of the whole graph. The fixpoint is the same as that of
+    full rounds: every node ends labelled with the smallest key of its component. Rounds run
+    as separate statements until nothing changes, at most `max_iterations` times; not
     converging is an error rather than silently wrong customers.
 
     Work tables live beside the calling model (<model>__cc_*) and are dropped by
@@ -11,16 +17,16 @@
     (create_table_as, drop_relation, rename_relation) are used, so Spark runs it unchanged.
 
     nodes_sql: a query with column node_key. edges_sql: a query with left_node_key,
-    right_node_key. Returns the relation holding (node_key, component_key). -#}
+    right_node_key. Returns the relation holding (node_key, label). -#}
 {% macro identity_connected_components(nodes_sql, edges_sql, max_iterations) -%}
     {%- set work = identity_component_work_relations() -%}
     {%- if not execute -%}
         {{- return(work.labels) -}}
     {%- endif -%}
 
-    {%- do adapter.drop_relation(work.edges) -%}
-    {%- do adapter.drop_relation(work.labels) -%}
-    {%- do adapter.drop_relation(work.next) -%}
+    {%- for part in work.values() -%}
+        {%- do adapter.drop_relation(part) -%}
+    {%- endfor -%}
 
     {%- set edges_query -%}
         with edges as ({{ edges_sql }})
@@ -42,35 +48,53 @@
         group by nodes.node_key
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.labels, labels_query)) -%}
+    {#- Before the first round every node was its own label. -#}
+    {%- do run_query(create_table_as(false, work.changed,
+        "select node_key, label from " ~ work.labels ~ " where label <> node_key")) -%}
 
     {%- set state = namespace(converged=false, rounds=0) -%}
     {%- for round in range(max_iterations | int) -%}
         {%- if not state.converged -%}
-            {%- set next_query -%}
-                with neighbour_minimum as (
-                    select edges.node_key, min(labels.label) as label
+            {%- set lowered_query -%}
+                with candidates as (
+                    -- a neighbour's label changed
+                    select edges.node_key, changed.label
                     from {{ work.edges }} as edges
-                    inner join {{ work.labels }} as labels on labels.node_key = edges.neighbour_key
-                    group by edges.node_key
+                    inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
+                    union all
+                    -- my own label changed: the label of my new label
+                    select changed.node_key, label_of_label.label
+                    from {{ work.changed }} as changed
+                    inner join {{ work.labels }} as label_of_label
+                        on label_of_label.node_key = changed.label
+                    union all
+                    -- my label's label changed
+                    select labels.node_key, changed.label
+                    from {{ work.labels }} as labels
+                    inner join {{ work.changed }} as changed on changed.node_key = labels.label
+                ),
+                smallest as (
+                    select node_key, min(label) as label from candidates group by node_key
                 )
-                select
-                    labels.node_key,
-                    least(
-                        labels.label,
-                        coalesce(neighbour_minimum.label, labels.label),
-                        coalesce(label_of_label.label, labels.label)
-                    ) as label
-                from {{ work.labels }} as labels
-                left join neighbour_minimum on neighbour_minimum.node_key = labels.node_key
-                left join {{ work.labels }} as label_of_label on label_of_label.node_key = labels.label
+                select smallest.node_key, smallest.label
+                from smallest
+                inner join {{ work.labels }} as labels on labels.node_key = smallest.node_key
+                where smallest.label < labels.label
             {%- endset -%}
-            {%- do run_query(create_table_as(false, work.next, next_query)) -%}
-            {%- set changed = run_query(
-                "select count(*) from " ~ work.next ~ " as n inner join " ~ work.labels
-                ~ " as l on l.node_key = n.node_key where n.label <> l.label"
-            ).columns[0].values()[0] -%}
-            {%- do adapter.drop_relation(work.labels) -%}
-            {%- do adapter.rename_relation(work.next, work.labels) -%}
+            {%- do run_query(create_table_as(false, work.changed_next, lowered_query)) -%}
+            {%- set changed = run_query("select count(*) from " ~ work.changed_next).columns[0].values()[0] -%}
+            {%- if changed | int > 0 -%}
+                {%- set next_query -%}
+                    select labels.node_key, coalesce(lowered.label, labels.label) as label
+                    from {{ work.labels }} as labels
+                    left join {{ work.changed_next }} as lowered on lowered.node_key = labels.node_key
+                {%- endset -%}
+                {%- do run_query(create_table_as(false, work.next, next_query)) -%}
+                {%- do adapter.drop_relation(work.labels) -%}
+                {%- do adapter.rename_relation(work.next, work.labels) -%}
+            {%- endif -%}
+            {%- do adapter.drop_relation(work.changed) -%}
+            {%- do adapter.rename_relation(work.changed_next, work.changed) -%}
             {%- set state.rounds = state.rounds + 1 -%}
             {%- if changed | int == 0 -%}
                 {%- set state.converged = true -%}
@@ -89,7 +113,7 @@
 
 {% macro identity_component_work_relations() -%}
     {%- set ns = {} -%}
-    {%- for part in ['edges', 'labels', 'next'] -%}
+    {%- for part in ['edges', 'labels', 'next', 'changed', 'changed_next'] -%}
         {%- do ns.update({part: api.Relation.create(
             database=this.database, schema=this.schema,
             identifier=this.identifier ~ '__cc_' ~ part, type='table')}) -%}
@@ -100,10 +124,9 @@
 
 {% macro identity_drop_component_work_tables() -%}
     {%- if execute -%}
-        {%- set work = identity_component_work_relations() -%}
-        {%- do adapter.drop_relation(work.edges) -%}
-        {%- do adapter.drop_relation(work.labels) -%}
-        {%- do adapter.drop_relation(work.next) -%}
+        {%- for part in identity_component_work_relations().values() -%}
+            {%- do adapter.drop_relation(part) -%}
+        {%- endfor -%}
     {%- endif -%}
     select 1
 {%- endmacro %}
