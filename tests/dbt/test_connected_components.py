@@ -8,6 +8,7 @@ Components are checked against a union-find in Python, and the work tables must 
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import subprocess
@@ -38,13 +39,13 @@ def _graph(seed: int) -> tuple[list[str], list[tuple[str, str]]]:
 
     # a chain whose smallest key sits at one end, and one numbered from the middle outwards
     chain = [node(f"a{i:04d}") for i in range(300)]
-    edges += list(zip(chain, chain[1:], strict=False))
+    edges += list(itertools.pairwise(chain))
     middle = [node(f"b{abs(150 - i):04d}{'x' if i > 150 else ''}") for i in range(301)]
-    edges += list(zip(middle, middle[1:], strict=False))
+    edges += list(itertools.pairwise(middle))
     # a shuffled chain: keys in random order along the path
     shuffled = [node(f"c{i:04d}") for i in range(200)]
     rng.shuffle(shuffled)
-    edges += list(zip(shuffled, shuffled[1:], strict=False))
+    edges += list(itertools.pairwise(shuffled))
     # a star, a cycle, pairs, isolated nodes, an edge to a node outside the node set
     hub = node("d_hub")
     edges += [(hub, node(f"d{i:03d}")) for i in range(50)]
