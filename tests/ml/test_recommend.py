@@ -153,3 +153,20 @@ def test_recommendations_without_order_lines_report_nothing_to_judge() -> None:
     )
     result = backtest.recommendations_backtest(con, dt.date(2025, 10, 1))
     assert result["evaluated_customers"] == 0 and "note" in result
+
+
+def test_recommendations_do_not_depend_on_the_thread_count(fitted, monkeypatch) -> None:
+    _, interactions, model = fitted
+    # Small batches, so several are in flight at once on the threads.
+    monkeypatch.setattr(recommend, "_SCORE_CELLS_PER_BATCH", 1)
+    assert recommend.batch_rows(interactions.n_items) < interactions.n_customers
+    tables = [
+        pa.concat_tables(
+            recommend.iter_recommendations(
+                model, interactions.item_ids, interactions.customer_ids, k=7, threads=threads
+            )
+        )
+        for threads in (1, 3)
+    ]
+    assert tables[0].num_rows > 0
+    assert tables[0].equals(tables[1])
