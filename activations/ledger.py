@@ -183,6 +183,8 @@ def _validate_plan(sends: Sequence[PlannedSend]) -> None:
             raise ValueError(f"{where}: channel {send.channel!r} is not one of {CHANNELS}")
         if send.channel in ("email", "sms") and not send.is_holdout and not send.address:
             raise ValueError(f"{where}: an {send.channel} send needs an address")
+        if send.context_json is not None and send.context:
+            raise ValueError(f"{where}: give its context as a dict or as JSON text, not both")
 
 
 def record_plan(
@@ -210,7 +212,12 @@ def record_plan(
             "address": [
                 normalise_address(s.channel, s.address) if s.address else None for s in sends
             ],
-            "context": [json.dumps(s.context, default=str, ensure_ascii=False) for s in sends],
+            "context": [
+                s.context_json
+                if s.context_json is not None
+                else json.dumps(s.context, default=str, ensure_ascii=False)
+                for s in sends
+            ],
             "status": ["holdout" if s.is_holdout else "planned" for s in sends],
             "planned_at": [utc_naive(s.planned_at) if s.planned_at else now for s in sends],
         }

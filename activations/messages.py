@@ -45,6 +45,10 @@ class PlannedSend:
     # The audience row's columns the templates need (JSON-serialisable), plus issued coupon codes.
     context: dict[str, Any] = field(default_factory=dict)
     planned_at: dt.datetime | None = None
+    # The same context as JSON text straight from the warehouse (to_json of the audience row),
+    # set instead of `context` for rows nobody renders at plan time: the ledger stores it as it
+    # is, so a plan of millions of rows is not parsed and re-serialised in Python.
+    context_json: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

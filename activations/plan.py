@@ -430,7 +430,10 @@ def plan_campaign(
                     now=now,
                 )
                 coupons += len(issued)
-            batch = [_planned_send(campaign, row, now, issued) for row in rows]
+            batch = [
+                _planned_send(campaign, row, now, issued, parse=row[0] in sample_ids)
+                for row in rows
+            ]
             counts = ledger.record_plan(con, run_id, batch)
             planned_new += counts.planned_new
             already += counts.already_planned
@@ -581,7 +584,10 @@ def _planned_send(
     row: tuple[Any, ...],
     now: dt.datetime,
     issued: dict[str, tuple[str, dt.date, dt.date]],
+    parse: bool = True,
 ) -> PlannedSend:
+    """The planned send of one plan row. Without ``parse`` (a row that is recorded but not
+    rendered now) and without a coupon to add, the context stays the JSON text DuckDB wrote."""
     send_id, customer_id, occasion, variant, is_holdout, address, context = row
     expected = make_send_id(campaign.name, customer_id, occasion, variant)
     if send_id != expected:
@@ -590,8 +596,14 @@ def _planned_send(
             f"campaign {campaign.name}: send_id computed in SQL ({send_id}) differs from "
             f"make_send_id ({expected})"
         )
-    fields = json.loads(context) if context else {}
-    if send_id in issued and campaign.spec.coupon is not None:
+    has_coupon = send_id in issued and campaign.spec.coupon is not None
+    fields: dict[str, Any] = {}
+    context_json = None
+    if context and not parse and not has_coupon:
+        context_json = context
+    elif context:
+        fields = json.loads(context)
+    if has_coupon:
         code, valid_from, valid_until = issued[send_id]
         fields["coupon_code"] = code
         fields["coupon_value"] = campaign.spec.coupon.value
@@ -608,6 +620,7 @@ def _planned_send(
         address=address,
         context=fields,
         planned_at=now,
+        context_json=context_json,
     )
 
 

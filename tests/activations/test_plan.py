@@ -430,3 +430,54 @@ def test_coupons_are_issued_to_the_treatment_group_only(
     # Samples render with the very codes that were recorded.
     recorded = {json.loads(c)["coupon_code"] for h, c in contexts if not h}
     assert {s.context["coupon_code"] for s in report.samples} <= recorded
+
+
+def test_every_recorded_context_is_the_audience_row_whether_rendered_or_not(
+    con: duckdb.DuckDBPyConnection, templates: Path
+) -> None:
+    # Rows past the samples keep DuckDB's JSON text (not parsed in Python); it must hold the
+    # same values as the parsed contexts of the sample rows, unicode and numbers included.
+    create_customers(con, 300)
+    create_audience(
+        con,
+        "aud_context",
+        300,
+        extra="'Zoë ' || cast(i as varchar) as nickname, cast(i as decimal(10, 2)) / 4 as spend",
+    )
+    tested = campaign(templates, "aud_context", holdout_share=0.0)
+    plan_campaign(con, tested, occasion=DAY, run_id="r1", now=NOW, batch_size=64)
+    stored = con.execute(
+        "select customer_id, context::varchar from activation.sends where campaign = 'aud_context'"
+    ).fetchall()
+    expected = {
+        row[0]: row
+        for row in con.execute(
+            "select customer_id, email, first_name, nickname, spend from audiences.aud_context"
+        ).fetchall()
+    }
+    assert len(stored) == 300
+    for customer_id, context in stored:
+        fields = json.loads(context)
+        _, email, first_name, nickname, spend = expected[customer_id]
+        assert fields["email"] == email and fields["first_name"] == first_name
+        assert fields["nickname"] == nickname and fields["nickname"].startswith("Zoë")
+        assert fields["spend"] == pytest.approx(float(spend))
+
+
+def test_record_plan_takes_a_context_as_a_dict_or_as_json_not_both(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    send = PlannedSend(
+        send_id=make_send_id("aud_json", "C1", DAY, "default"),
+        campaign="aud_json",
+        customer_id="C1",
+        occasion=DAY,
+        variant="default",
+        channel="email",
+        is_holdout=False,
+        address="c1@example.com",
+        context={"first_name": "Ann"},
+        context_json='{"first_name": "Ann"}',
+    )
+    with pytest.raises(ValueError, match="not both"):
+        ledger.record_plan(con, "r1", [send])
