@@ -540,8 +540,8 @@ def _statement_body(sql: str) -> str:
 def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     """The SQL of a dbt build without dbt or Dagster: every statement dbt sent (models, the
     identity label-propagation rounds, contract DDL and renames, tests, catalog queries),
-    replayed in dbt's order in one DuckDB connection. dbt ran them on 2 threads, so the order
-    already respects every dependency. The slowest statements (by dbt's own timing) are run
+    replayed in one DuckDB connection in the order dbt issued them (on however many threads),
+    which respects every dependency. The slowest statements (by dbt's own timing) are run
     under EXPLAIN ANALYZE, which executes them the same way and keeps their profile."""
     import duckdb
 
