@@ -30,14 +30,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ml import data
+from ml import data, defaults
 from ml.btyd import BTYD_FEATURES, BuyTillYouDie
 
 FEATURES: tuple[str, ...] = data.CHURN_FEATURES
 MODEL_FEATURES: tuple[str, ...] = FEATURES + BTYD_FEATURES
 RFM_FEATURES: tuple[str, ...] = ("recency_days", "frequency", "monetary")
-DEFAULT_HORIZON_DAYS = 90
-DEFAULT_RANDOM_STATE = 42
+DEFAULT_HORIZON_DAYS = defaults.CHURN_HORIZON_DAYS
+DEFAULT_RANDOM_STATE = defaults.CHURN_RANDOM_STATE
 # Below this many training rows isotonic calibration overfits its step function; Platt
 # scaling (sigmoid) has two parameters and is the safer choice.
 ISOTONIC_MIN_ROWS = 5_000

@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from ml import defaults
 from ml.data import Catalogue, Interactions
 
-DEFAULT_K = 10
-DEFAULT_HORIZON_DAYS = 30
+DEFAULT_K = defaults.RECOMMENDATIONS_K
+DEFAULT_HORIZON_DAYS = defaults.RECOMMENDATIONS_HORIZON_DAYS
 PRICE_BANDS = ("budget", "mid", "premium")
 # Why an item was recommended, the component that contributed most to its score.
 REASONS = ("similar_items", "browsed", "category_preference", "popular")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -71,3 +73,18 @@ def test_pure_packages_do_not_import_dagster_or_orchestration() -> None:
                     if top in banned:
                         offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+def test_loading_the_code_location_imports_no_ml_library(env: None) -> None:
+    # Every run worker, sensor tick and dbt step loads the definitions; scikit-learn, skops and
+    # scipy cost about 2 s of CPU to import and only the ML runs need them.
+    probe = (
+        "import sys\n"
+        "from orchestration.definitions import defs\n"
+        "defs().resolve_asset_graph()\n"
+        "print(sorted(m for m in ('sklearn', 'skops', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -13,10 +13,13 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import sklearn
 from dagster_duckdb import DuckDBResource
 
-from ml import artefacts, churn, data, recommend
+from ml import data, defaults
+
+# scikit-learn, skops and scipy (ml.churn, ml.artefacts, ml.recommend) are imported inside the
+# functions that use them: every process that loads the code location (each run worker, sensor
+# tick, dbt step) would otherwise pay about 2 s of CPU importing them.
 
 CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
 CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
@@ -40,15 +43,17 @@ class ModelStore(dg.ConfigurableResource):
     path: str | None = None
 
     def root(self) -> Path:
+        from ml import artefacts
+
         return artefacts.model_root(self.path or os.environ.get("MODEL_DIR"))
 
 
 class ChurnConfig(dg.Config):
     as_of: str | None = None
     """Scoring date YYYY-MM-DD; default: the day after the last order in marts.fct_orders."""
-    horizon_days: int = churn.DEFAULT_HORIZON_DAYS
+    horizon_days: int = defaults.CHURN_HORIZON_DAYS
     """A customer churns when they make no purchase in this many days."""
-    random_state: int = churn.DEFAULT_RANDOM_STATE
+    random_state: int = defaults.CHURN_RANDOM_STATE
     retrain_after_days: int = 7
     """ml/churn_model keeps the latest model while it was trained with the same horizon, seed,
     features and scikit-learn for an as_of fewer than this many days before this run's, so the
@@ -59,7 +64,7 @@ class ChurnConfig(dg.Config):
 class RecommendationsConfig(dg.Config):
     as_of: str | None = None
     """Only interactions before this date (YYYY-MM-DD) count; default: the day after the last order."""
-    k: int = recommend.DEFAULT_K
+    k: int = defaults.RECOMMENDATIONS_K
     """Recommendations per customer."""
     half_life_days: float = 90.0
     max_items_per_customer: int = 50
@@ -79,6 +84,10 @@ def _reusable_model(
     latest: dict | None, config: ChurnConfig, as_of: dt.date, has_events: bool
 ) -> str | None:
     """Why the latest saved model may stand in for a retrain, or None when it must be retrained."""
+    import sklearn
+
+    from ml import churn
+
     if latest is None or config.retrain_after_days <= 0:
         return None
     try:
@@ -161,6 +170,9 @@ def churn_model(
     (7) and was trained the same way, a run records `trained: false` with the reason and
     churn_scores scores with that model. Set `retrain_after_days: 0` to retrain now.
     """
+
+    from ml import artefacts, churn
+
     with duckdb.get_connection() as con:
         as_of = _as_of(con, config.as_of)
         reuse = _reusable_model(
@@ -274,6 +286,8 @@ def churn_scores(
     is the expected net revenue over the next 90 days (null when the model's horizon is not 90).
     Prospects without a purchase get no row. Built with the latest model in MODEL_DIR.
     """
+    from ml import artefacts, churn
+
     try:
         models, artefact = artefacts.load("churn", root=model_store.root())
     except FileNotFoundError as error:
@@ -370,6 +384,8 @@ def churn_scores(
 def recommendations(
     context: dg.AssetExecutionContext, config: RecommendationsConfig, duckdb: DuckDBResource
 ):
+    from ml import churn, recommend
+
     recommender = recommend.RecommenderConfig(
         half_life_days=config.half_life_days,
         max_items_per_customer=config.max_items_per_customer,
