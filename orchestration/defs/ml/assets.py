@@ -170,7 +170,6 @@ def churn_model(
     (7) and was trained the same way, a run records `trained: false` with the reason and
     churn_scores scores with that model. Set `retrain_after_days: 0` to retrain now.
     """
-
     from ml import artefacts, churn
 
     with duckdb.get_connection() as con:
