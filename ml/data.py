@@ -330,6 +330,8 @@ class Interactions:
     # became a customer (a device that only browsed) still shapes co-occurrence, but they
     # get no recommendations: there is nobody to send them to.
     is_customer: np.ndarray
+    # Per customer: hash of all their interaction rows (0 for none), see interaction_table.
+    fingerprint: np.ndarray | None = None
 
     @property
     def n_customers(self) -> int:
@@ -351,22 +353,25 @@ class Catalogue:
     purchases: np.ndarray  # purchases before the cutoff, recency-weighted
 
 
-def load_interactions(
+def interaction_table(
     con: duckdb.DuckDBPyConnection,
     cutoff: dt.date,
     *,
     half_life_days: float = 90.0,
     max_items_per_customer: int = 50,
-) -> tuple[Interactions, Catalogue]:
-    """Aggregated (customer, sku) interactions before ``cutoff`` plus the item catalogue.
+    decay_reference: dt.date | None = None,
+) -> pa.Table:
+    """(customer_id, sku, weight, purchased, in_cap, fingerprint) per interacted pair before
+    ``cutoff``: the SQL half of :func:`load_interactions`.
 
-    Purchases come from order lines (online and store), browsing from product views and cart
-    adds. Each interaction is weighted by type and decays with a half-life, and each customer
-    keeps only their ``max_items_per_customer`` strongest items: that cap bounds the item pairs
-    a customer adds to co-occurrence (50² at most) whatever their history.
-    The customer universe is every customer of dim_customers plus any other identity with an
-    interaction (``is_customer`` tells them apart), so customers with no history get the
-    popularity fallback.
+    Weights halve every ``half_life_days`` back from ``decay_reference`` (default: the cutoff).
+    Every use of the weights is relative within one customer (the cap ranks a customer's items,
+    scoring normalises each customer's row), so the reference changes no ranking; a fixed one
+    (the date a model was fitted for) makes an unchanged customer's weights bit-identical from
+    one night to the next. ``fingerprint`` (per customer, repeated on each of their rows)
+    hashes every interaction row of the customer (sku, kind, date): it changes when anything
+    that can move their recommendations does (a new purchase or view, a cancellation, an
+    identity merge that pools two histories).
     """
     require_orders(con)
     sources = []
@@ -395,46 +400,68 @@ def load_interactions(
                 and coalesce(by_account.customer_id, by_device.customer_id) is not null
             """
         )
-    weight_case = " ".join(f"when '{k}' then {w}" for k, w in INTERACTION_WEIGHTS.items())
-    params = {"cutoff": cutoff, "half_life": float(half_life_days), "cap": max_items_per_customer}
-    if sources:
-        union = " union all ".join(sources)
-        table = con.execute(
-            f"""
-            with unioned as ({union}),
-            weighted as (
-                select customer_id, sku,
-                    sum((case kind {weight_case} else 0 end)
-                        * pow(0.5, (date_diff('day', interaction_date, $cutoff) - 1) / $half_life))
-                        as weight,
-                    bool_or(kind = 'purchase') as purchased
-                from unioned
-                group by customer_id, sku
-            ),
-            ranked as (
-                select *, row_number() over (
-                    partition by customer_id order by weight desc, sku
-                ) <= $cap as in_cap
-                from weighted
-            )
-            -- Purchases beyond the cap still come back (in_cap false): they only serve to
-            -- never recommend an item the customer already bought.
-            select customer_id, sku, cast(weight as float) as weight, purchased, in_cap
-            from ranked
-            where in_cap or purchased
-            """,
-            params,
-        ).to_arrow_table()
-    else:
-        table = pa.table(
+    if not sources:
+        return pa.table(
             {
                 "customer_id": pa.array([], pa.string()),
                 "sku": pa.array([], pa.string()),
                 "weight": pa.array([], pa.float32()),
                 "purchased": pa.array([], pa.bool_()),
                 "in_cap": pa.array([], pa.bool_()),
+                "fingerprint": pa.array([], pa.uint64()),
             }
         )
+    weight_case = " ".join(f"when '{k}' then {w}" for k, w in INTERACTION_WEIGHTS.items())
+    params = {
+        "cutoff": cutoff,
+        "reference": decay_reference or cutoff,
+        "half_life": float(half_life_days),
+        "cap": max_items_per_customer,
+    }
+    union = " union all ".join(sources)
+    return con.execute(
+        f"""
+        with unioned as ({union}),
+        weighted as (
+            select customer_id, sku,
+                sum((case kind {weight_case} else 0 end)
+                    * pow(0.5, (date_diff('day', interaction_date, $reference) - 1) / $half_life))
+                    as weight,
+                bool_or(kind = 'purchase') as purchased,
+                -- A sum of row hashes: the same multiset of rows gives the same value in any
+                -- order, and a duplicated row changes it (an xor would cancel).
+                sum(hash(sku, kind, interaction_date)) as row_hashes,
+                count(*) as row_count
+            from unioned
+            group by customer_id, sku
+        ),
+        ranked as (
+            select *,
+                row_number() over by_weight <= $cap as in_cap,
+                hash(sum(row_hashes) over whole, sum(row_count) over whole) as fingerprint
+            from weighted
+            window
+                by_weight as (partition by customer_id order by weight desc, sku),
+                -- Same partition and order as by_weight, so one sort serves both.
+                whole as (
+                    partition by customer_id order by weight desc, sku
+                    rows between unbounded preceding and unbounded following
+                )
+        )
+        -- Purchases beyond the cap still come back (in_cap false): they only serve to
+        -- never recommend an item the customer already bought.
+        select customer_id, sku, cast(weight as float) as weight, purchased, in_cap, fingerprint
+        from ranked
+        where in_cap or purchased
+        """,
+        params,
+    ).to_arrow_table()
+
+
+def customer_universe(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+    """(customer_id, is_customer, fingerprint) sorted by customer_id: every customer of
+    dim_customers (fingerprint null when they have no interaction) plus every other identity
+    of ``table`` (an :func:`interaction_table`)."""
     known = (
         f"select customer_id from {CUSTOMERS} where customer_id is not null"
         if table_exists(con, CUSTOMERS)
@@ -442,40 +469,94 @@ def load_interactions(
     )
     con.register("_ml_interactions", table)
     try:
-        universe = con.execute(
+        return con.execute(
             f"""
             with known as ({known})
-            select customer_id, bool_or(is_customer) as is_customer
+            select customer_id, bool_or(is_customer) as is_customer,
+                   max(fingerprint) as fingerprint
             from (
-                select customer_id, true as is_customer from known
+                select customer_id, true as is_customer, null::ubigint as fingerprint from known
                 union all
-                select customer_id, false as is_customer from _ml_interactions
+                select customer_id, false as is_customer, fingerprint from _ml_interactions
             )
             group by customer_id
             order by customer_id
             """
         ).to_arrow_table()
-        customers = universe["customer_id"]
     finally:
         con.unregister("_ml_interactions")
-    catalogue_table = _catalogue(con, cutoff, table, half_life_days)
-    items = catalogue_table["sku"]
-    customers = customers.combine_chunks()
-    items = items.combine_chunks()
-    interactions = Interactions(
+
+
+def index_interactions(table: pa.Table, universe: pa.Table, items: pa.Array) -> Interactions:
+    """Index an :func:`interaction_table` against a customer universe and an item list; rows of
+    customers or items outside them are left out (an item a saved model does not know)."""
+    customers = universe["customer_id"].combine_chunks()
+    items = items.combine_chunks() if isinstance(items, pa.ChunkedArray) else items
+    customer_idx = pc.index_in(table["customer_id"], value_set=customers)
+    item_idx = pc.index_in(table["sku"], value_set=items)
+    known = pc.and_(pc.is_valid(customer_idx), pc.is_valid(item_idx))
+    if not pc.all(known).as_py():
+        table, customer_idx, item_idx = (
+            table.filter(known),
+            customer_idx.filter(known),
+            item_idx.filter(known),
+        )
+    fingerprint = pc.fill_null(universe["fingerprint"], 0).to_numpy().astype(np.uint64)
+    return Interactions(
         customer_ids=customers,
         item_ids=items,
-        customer_idx=pc.index_in(table["customer_id"], value_set=customers)
-        .to_numpy(zero_copy_only=False)
-        .astype(np.int32),
-        item_idx=pc.index_in(table["sku"], value_set=items)
-        .to_numpy(zero_copy_only=False)
-        .astype(np.int32),
+        customer_idx=customer_idx.to_numpy(zero_copy_only=False).astype(np.int32),
+        item_idx=item_idx.to_numpy(zero_copy_only=False).astype(np.int32),
         weight=table["weight"].to_numpy().astype(np.float32),
         purchased=table["purchased"].to_numpy(zero_copy_only=False).astype(bool),
         in_cap=table["in_cap"].to_numpy(zero_copy_only=False).astype(bool),
         is_customer=universe["is_customer"].to_numpy().astype(bool),
+        fingerprint=fingerprint,
     )
+
+
+def load_interactions(
+    con: duckdb.DuckDBPyConnection,
+    cutoff: dt.date,
+    *,
+    half_life_days: float = 90.0,
+    max_items_per_customer: int = 50,
+    decay_reference: dt.date | None = None,
+) -> tuple[Interactions, Catalogue]:
+    """Aggregated (customer, sku) interactions before ``cutoff`` plus the item catalogue.
+
+    Purchases come from order lines (online and store), browsing from product views and cart
+    adds. Each interaction is weighted by type and decays with a half-life, and each customer
+    keeps only their ``max_items_per_customer`` strongest items: that cap bounds the item pairs
+    a customer adds to co-occurrence (50² at most) whatever their history.
+    The customer universe is every customer of dim_customers plus any other identity with an
+    interaction (``is_customer`` tells them apart), so customers with no history get the
+    popularity fallback.
+    """
+    table = interaction_table(
+        con,
+        cutoff,
+        half_life_days=half_life_days,
+        max_items_per_customer=max_items_per_customer,
+        decay_reference=decay_reference,
+    )
+    return load_interactions_from(
+        con, cutoff, table, customer_universe(con, table), half_life_days=half_life_days
+    )
+
+
+def load_interactions_from(
+    con: duckdb.DuckDBPyConnection,
+    cutoff: dt.date,
+    table: pa.Table,
+    universe: pa.Table,
+    *,
+    half_life_days: float = 90.0,
+) -> tuple[Interactions, Catalogue]:
+    """:func:`load_interactions` from an :func:`interaction_table` and its
+    :func:`customer_universe` already read."""
+    catalogue_table = _catalogue(con, cutoff, table, half_life_days)
+    interactions = index_interactions(table, universe, catalogue_table["sku"])
     categories = catalogue_table["category"].to_pandas()
     codes, uniques = pd.factorize(categories, use_na_sentinel=True)
     catalogue = Catalogue(
@@ -486,6 +567,20 @@ def load_interactions(
         purchases=catalogue_table["purchases"].to_numpy(zero_copy_only=False).astype(np.float64),
     )
     return interactions, catalogue
+
+
+def active_items(con: duckdb.DuckDBPyConnection, items: pa.Array) -> np.ndarray:
+    """Per item of ``items``: may it be recommended by the catalogue today (active, or no
+    catalogue at all: then every item may)."""
+    if not has_rows(con, PRODUCTS):
+        return np.ones(len(items), dtype=bool)
+    active = con.execute(
+        f"select sku, bool_or(coalesce(is_active, true)) as is_active from {PRODUCTS} "
+        "where sku is not null group by sku"
+    ).to_arrow_table()
+    position = pc.index_in(items, value_set=active["sku"].combine_chunks())
+    flags = pc.take(active["is_active"].combine_chunks(), position)
+    return pc.fill_null(flags, False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _catalogue(

@@ -66,6 +66,8 @@ class FittedRecommender:
     popularity: np.ndarray  # in [0, 1]
     recommendable: np.ndarray  # bool per item
     config: RecommenderConfig
+    # Per item: somebody interacted with it before the cutoff (recommendable = seen & active).
+    seen: np.ndarray | None = None
 
 
 def price_bands(category: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -179,6 +181,49 @@ def fit(
         # would also leak the catalogue's future into a backtest.
         recommendable=catalogue.recommendable & seen,
         config=config,
+        seen=seen,
+    )
+
+
+# What a fitted model keeps between runs: everything but the customers' own matrices (weights,
+# purchased), which are rebuilt from the warehouse on every run.
+_ARRAYS = ("item_category", "item_band", "popularity", "seen")
+
+
+def model_state(fitted: FittedRecommender, item_ids: pa.Array) -> dict[str, object]:
+    """The fitted item model as plain types (for ``ml.artefacts.save``): the item-item
+    similarity, the per-item arrays and the config, keyed to ``item_ids``."""
+    return {
+        "item_ids": [str(sku) for sku in item_ids.to_pylist()],
+        "similarity": fitted.similarity.tocsr(),
+        "n_categories": int(fitted.n_categories),
+        "config": dict(fitted.config.__dict__),
+        **{name: np.asarray(getattr(fitted, name)) for name in _ARRAYS},
+    }
+
+
+def from_state(
+    state: dict[str, object], interactions: Interactions, active: np.ndarray
+) -> FittedRecommender:
+    """A saved item model with today's customers: ``interactions`` must be indexed against the
+    model's ``item_ids`` (``ml.data.index_interactions``); ``active`` is today's catalogue flag
+    per item, so an item withdrawn since the fit is not recommended."""
+    weights, purchased = _matrices(interactions)
+    similarity = state["similarity"]
+    assert isinstance(similarity, sp.csr_matrix)
+    seen = np.asarray(state["seen"], dtype=bool)
+    return FittedRecommender(
+        similarity=similarity,
+        support=sp.csr_matrix(similarity.shape, dtype=np.float32),
+        weights=weights,
+        purchased=purchased,
+        item_category=np.asarray(state["item_category"]),
+        n_categories=int(state["n_categories"]),  # type: ignore[arg-type]
+        item_band=np.asarray(state["item_band"]),
+        popularity=np.asarray(state["popularity"], dtype=np.float32),
+        recommendable=seen & active,
+        config=RecommenderConfig(**state["config"]),  # type: ignore[arg-type]
+        seen=seen,
     )
 
 

@@ -69,6 +69,16 @@ class RecommendationsConfig(dg.Config):
     half_life_days: float = 90.0
     max_items_per_customer: int = 50
     neighbours: int = 50
+    refit_after_days: int = 7
+    """The item-item model (similarity, popularity, price bands) is refitted when the saved one
+    was fitted for an as_of this many days or more before this run's, or another way (half-life,
+    cap, neighbours); 0 refits on every run. Between refits a run rescores only the customers
+    whose interactions changed (see `incremental`)."""
+    incremental: bool = True
+    """With a reused model, rescore only the customers whose interaction history changed since
+    the last run (new purchases, views, cart adds, cancellations, identity merges), new
+    customers, and those holding an item the catalogue has withdrawn; everyone else keeps their
+    rows, which are what a full rescore would give. False rescores every customer."""
 
 
 def _as_of(con, value: str | None) -> dt.date:
@@ -381,10 +391,17 @@ def churn_scores(
     can_subset=False,
 )
 def recommendations(
-    context: dg.AssetExecutionContext, config: RecommendationsConfig, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext,
+    config: RecommendationsConfig,
+    duckdb: DuckDBResource,
+    model_store: ModelStore,
 ):
-    from ml import churn, recommend
+    """Fits the item-item model weekly (saved in MODEL_DIR as `recommender`) and, between
+    refits, rescores only the customers whose interactions changed; the metadata says which
+    (`mode`: refit, rescored_all or incremental, with `customers_rescored`)."""
+    from ml import artefacts, churn, recommend
 
+    root = model_store.root()
     recommender = recommend.RecommenderConfig(
         half_life_days=config.half_life_days,
         max_items_per_customer=config.max_items_per_customer,
@@ -392,53 +409,233 @@ def recommendations(
     )
     with duckdb.get_connection() as con:
         as_of = _as_of(con, config.as_of)
-        interactions, catalogue = data.load_interactions(
+        reuse = _reusable_recommender(
+            artefacts.latest_metadata(RECOMMENDER, root=root), recommender, config, as_of
+        )
+        state = artefacts.load(RECOMMENDER, root=root) if reuse else None
+        fitted_as_of = dt.date.fromisoformat(state[1].metadata["as_of"]) if state else as_of
+        table = data.interaction_table(
             con,
             as_of,
             half_life_days=recommender.half_life_days,
             max_items_per_customer=recommender.max_items_per_customer,
+            decay_reference=fitted_as_of,
         )
-        fitted = recommend.fit(interactions, catalogue, recommender)
+        universe = data.customer_universe(con, table)
+        pairs = None
+        if state is None:
+            interactions, catalogue = data.load_interactions_from(con, as_of, table, universe)
+            fitted = recommend.fit(interactions, catalogue, recommender)
+            saved = artefacts.save(
+                recommend.model_state(fitted, interactions.item_ids),
+                {
+                    "train_cutoff": as_of.isoformat(),
+                    "as_of": as_of.isoformat(),
+                    **_recommender_recipe(recommender),
+                },
+                name=RECOMMENDER,
+                root=root,
+            )
+            model_version, mode = saved.version, "refit"
+            pairs = recommend.associations(fitted, interactions.item_ids)
+        else:
+            model, artefact = state
+            items = pa.array(model["item_ids"], pa.string())
+            interactions = data.index_interactions(table, universe, items)
+            fitted = recommend.from_state(model, interactions, data.active_items(con, items))
+            model_version, mode = artefact.version, "rescored_all"
+        selected, stale, mode = _customers_to_score(
+            con, interactions, fitted, model_version, config, mode
+        )
         recs = recommend.recommendations(
             fitted,
             interactions.item_ids,
             interactions.customer_ids,
             k=config.k,
-            customers=interactions.is_customer,
+            customers=selected,
         )
-        pairs = recommend.associations(fitted, interactions.item_ids)
-        _replace_table(con, "ml.recommendations", recs, "customer_id, rank")
-        _replace_table(con, "ml.product_associations", pairs, "sku, score desc, related_sku")
+        _write_recommendations(
+            con, recs, stale, interactions, fitted, model_version, config.k, pairs
+        )
+        (total_rows,) = con.execute("select count(*) from ml.recommendations").fetchone()
     reasons = recs.group_by("reason").aggregate([("reason", "count")]).to_pandas()
+    rescored = int(selected.sum())
     context.log.info(
-        "%d recommendations for %d customers, %d associations",
+        "%s with model %s (fitted for %s): %d recommendations for %d of %d customers rescored",
+        mode,
+        model_version,
+        fitted_as_of,
         recs.num_rows,
+        rescored,
         int(interactions.is_customer.sum()),
-        pairs.num_rows,
     )
     yield dg.MaterializeResult(
         asset_key=RECOMMENDATIONS,
         metadata={
-            "dagster/row_count": recs.num_rows,
+            "dagster/row_count": total_rows,
             "as_of": as_of.isoformat(),
+            "mode": mode,
+            "model_version": model_version,
+            "model_fitted_as_of": fitted_as_of.isoformat(),
+            "reason": reuse or "no reusable model",
             "customers": int(interactions.is_customer.sum()),
+            "customers_rescored": rescored,
             "items": interactions.n_items,
             "recommendable_items": int(fitted.recommendable.sum()),
             "interactions": len(interactions.weight),
             "k": config.k,
-            "reasons": dg.MetadataValue.md(
+            "reasons_of_rescored": dg.MetadataValue.md(
                 churn.markdown_table(reasons.rename(columns={"reason_count": "recommendations"}))
             ),
         },
     )
-    yield dg.MaterializeResult(
-        asset_key=ASSOCIATIONS,
-        metadata={
-            "dagster/row_count": pairs.num_rows,
-            "as_of": as_of.isoformat(),
-            "items_with_associations": len(pa.compute.unique(pairs["sku"])),
-        },
+    if pairs is not None:
+        yield dg.MaterializeResult(
+            asset_key=ASSOCIATIONS,
+            metadata={
+                "dagster/row_count": pairs.num_rows,
+                "as_of": as_of.isoformat(),
+                "model_version": model_version,
+                "items_with_associations": len(pa.compute.unique(pairs["sku"])),
+            },
+        )
+
+
+RECOMMENDER = "recommender"
+# Per customer of the last write: the interaction fingerprint they were scored from, with the
+# model and k; and the items that were recommendable then. Kept in the warehouse and written in
+# the same transaction as ml.recommendations, so they can never disagree with it.
+INPUTS_TABLE = "ml.recommendation_inputs"
+ITEMS_TABLE = "ml.recommendable_items"
+
+
+def _recommender_recipe(recommender) -> dict:
+    return {
+        "half_life_days": recommender.half_life_days,
+        "max_items_per_customer": recommender.max_items_per_customer,
+        "neighbours": recommender.neighbours,
+    }
+
+
+def _reusable_recommender(
+    latest: dict | None, recommender, config: RecommendationsConfig, as_of: dt.date
+) -> str | None:
+    """Why the saved item model may be reused, or None when it must be refitted."""
+    if latest is None or config.refit_after_days <= 0:
+        return None
+    try:
+        fitted_as_of = dt.date.fromisoformat(str(latest["as_of"]))
+    except (KeyError, ValueError):
+        return None
+    age = (as_of - fitted_as_of).days
+    recipe = _recommender_recipe(recommender)
+    if any(latest.get(key) != value for key, value in recipe.items()):
+        return None
+    if not 0 <= age < config.refit_after_days:
+        return None
+    return (
+        f"model {latest.get('version')} was fitted for as_of {fitted_as_of} ({age} days before "
+        f"this run's {as_of}); it is refitted once that is {config.refit_after_days} days or "
+        "more (config refit_after_days)"
     )
+
+
+def _customers_to_score(con, interactions, fitted, model_version: str, config, mode: str):
+    """(mask of customers to score, customer ids whose stored rows go, mode)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    customers = interactions.is_customer
+    everyone = (customers, None, mode)
+    if mode == "refit" or not config.incremental:
+        return everyone
+    if not (data.table_exists(con, INPUTS_TABLE) and data.table_exists(con, ITEMS_TABLE)):
+        return everyone
+    runs = con.execute(f"select distinct model_version, k from {INPUTS_TABLE}").fetchall()
+    if runs != [(model_version, config.k)]:
+        return everyone
+    previous_items = con.execute(f"select sku from {ITEMS_TABLE}").to_arrow_table()["sku"]
+    was = pc.is_in(interactions.item_ids, value_set=previous_items.combine_chunks())
+    was = was.to_numpy(zero_copy_only=False)
+    if (fitted.recommendable & ~was).any():
+        return everyone  # an item came (back) into the catalogue: it may belong in anyone's list
+    previous = con.execute(f"select customer_id, fingerprint from {INPUTS_TABLE}").to_arrow_table()
+    position = pc.index_in(
+        interactions.customer_ids, value_set=previous["customer_id"].combine_chunks()
+    )
+    before = pc.take(previous["fingerprint"].combine_chunks(), position)
+    same = pc.equal(before, pa.array(interactions.fingerprint, pa.uint64()))
+    changed = customers & ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    withdrawn = interactions.item_ids.filter(pa.array(was & ~fitted.recommendable))
+    if len(withdrawn):
+        holding = con.execute(
+            "select distinct customer_id from ml.recommendations where list_contains($skus, sku)",
+            {"skus": withdrawn.to_pylist()},
+        ).to_arrow_table()["customer_id"]
+        changed |= customers & pc.is_in(
+            interactions.customer_ids, value_set=holding.combine_chunks()
+        ).to_numpy(zero_copy_only=False)
+    current = interactions.customer_ids.filter(pa.array(customers))
+    gone = pc.invert(pc.is_in(previous["customer_id"], value_set=current))
+    stale = pa.concat_arrays(
+        [
+            interactions.customer_ids.filter(pa.array(changed)),
+            previous["customer_id"].combine_chunks().filter(gone.combine_chunks()),
+        ]
+    )
+    return np.asarray(changed), stale, "incremental"
+
+
+def _write_recommendations(
+    con, recs: pa.Table, stale, interactions, fitted, model_version: str, k: int, pairs
+) -> None:
+    """One transaction: the new rows replace the stale customers' rows (or the whole table),
+    the input fingerprints and recommendable items are recorded, associations replaced."""
+    customers = pa.array(interactions.is_customer)
+    inputs = pa.table(
+        {
+            "customer_id": interactions.customer_ids.filter(customers),
+            "fingerprint": pa.array(interactions.fingerprint, pa.uint64()).filter(customers),
+            "model_version": pa.array([model_version] * int(interactions.is_customer.sum())),
+            "k": pa.array([k] * int(interactions.is_customer.sum()), pa.int32()),
+        }
+    )
+    items = pa.table({"sku": interactions.item_ids.filter(pa.array(fitted.recommendable))})
+    frames = {"_ml_recs": recs, "_ml_inputs": inputs, "_ml_items": items}
+    if stale is not None:
+        frames["_ml_stale"] = pa.table({"customer_id": stale})
+    if pairs is not None:
+        frames["_ml_pairs"] = pairs
+    for name, frame in frames.items():
+        con.register(name, frame)
+    try:
+        con.execute("begin transaction")
+        con.execute("create schema if not exists ml")
+        if stale is None:
+            con.execute(
+                "create or replace table ml.recommendations as "
+                "select * from _ml_recs order by customer_id, rank"
+            )
+        else:
+            con.execute(
+                "delete from ml.recommendations "
+                "where customer_id in (select customer_id from _ml_stale)"
+            )
+            con.execute("insert into ml.recommendations select * from _ml_recs")
+        con.execute(f"create or replace table {INPUTS_TABLE} as select * from _ml_inputs")
+        con.execute(f"create or replace table {ITEMS_TABLE} as select * from _ml_items")
+        if pairs is not None:
+            con.execute(
+                "create or replace table ml.product_associations as "
+                "select * from _ml_pairs order by sku, score desc, related_sku"
+            )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        for name in frames:
+            con.unregister(name)
 
 
 @dg.asset_check(asset=CHURN_SCORES, blocking=True, pool="duckdb")
