@@ -26,6 +26,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -95,6 +96,18 @@ def normalise_address(channel: str, address: str) -> str:
     if channel == "sms":
         return "".join(cleaned.split())
     return cleaned.lower()
+
+
+# What str.isspace() calls whitespace, for RE2: ASCII \s, the Unicode separators (Z), and the
+# few control characters Python also strips (VT, FS-US, NEL).
+_SPACE = r"[\s\p{Z}\x{0B}\x{1C}-\x{1F}\x{85}]"
+
+
+def normalise_address_sql(channel: str, expression: str) -> str:
+    """:func:`normalise_address` as a DuckDB expression over ``expression`` (NULL stays NULL)."""
+    if channel == "sms":
+        return f"regexp_replace({expression}, '{_SPACE}+', '', 'g')"
+    return f"lower(regexp_replace({expression}, '^{_SPACE}+|{_SPACE}+$', '', 'g'))"
 
 
 def _quoted(values: Sequence[str]) -> str:
@@ -249,6 +262,86 @@ def record_plan(
         planned_new=planned_new,
         already_planned=len(sends) - planned_new,
         holdout=sum(1 for s in sends if s.is_holdout),
+    )
+
+
+def record_plan_query(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    query: str,
+    params: dict[str, Any],
+    *,
+    channel: str,
+    planned_at: dt.datetime,
+) -> PlanCounts:
+    """:func:`record_plan` for a whole plan at once, set-based: ``query`` yields send_id,
+    campaign, customer_id, occasion, variant, is_holdout, address (raw) and context (JSON text,
+    NULL for holdout rows). The same rules hold: one transaction, send_ids already in the
+    ledger are left as they are, a send_id twice in one plan or an email/SMS send without an
+    address is refused with the send named."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r} is not one of {CHANNELS}")
+    ensure_ledger(con)
+    now = utc_naive()
+    address = normalise_address_sql(channel, "address")
+    con.execute("begin")
+    try:
+        con.execute(
+            f"""
+            create or replace temp table _planned_sends as
+            select send_id, campaign, customer_id, occasion, variant, is_holdout,
+                   {address} as address, context
+            from ({query})
+            """,
+            params,
+        )
+        problem = con.execute(
+            """
+            select send_id, campaign,
+                   case when count(*) over (partition by send_id) > 1
+                       then 'appears twice in one plan'
+                       else 'needs an address' end
+            from _planned_sends
+            qualify count(*) over (partition by send_id) > 1
+                or ($needs_address and not is_holdout and coalesce(address, '') = '')
+            limit 1
+            """,
+            {"needs_address": channel in ("email", "sms")},
+        ).fetchone()
+        if problem:
+            send_id, campaign, what = problem
+            raise ValueError(f"planned send {send_id!r} of campaign {campaign!r} {what}")
+        total, holdout = con.execute(
+            "select count(*), count(*) filter (where is_holdout) from _planned_sends"
+        ).fetchone()
+        (inserted,) = con.execute(
+            f"""
+            insert into {SCHEMA}.sends (
+                send_id, campaign, customer_id, occasion, variant, channel, is_holdout, address,
+                context, status, attempt_count, run_id, planned_at, updated_at
+            )
+            select send_id, campaign, customer_id, occasion, variant, $channel, is_holdout,
+                   address, context::json,
+                   case when is_holdout then 'holdout' else 'planned' end, 0, $run_id,
+                   $planned_at, $now
+            from _planned_sends
+            order by send_id
+            on conflict do nothing
+            """,
+            {
+                "channel": channel,
+                "run_id": run_id,
+                "planned_at": utc_naive(planned_at),
+                "now": now,
+            },
+        ).fetchone()
+        con.execute("drop table _planned_sends")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return PlanCounts(
+        planned_new=int(inserted), already_planned=int(total) - int(inserted), holdout=int(holdout)
     )
 
 

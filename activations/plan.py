@@ -1,8 +1,9 @@
 """Plan one campaign occasion: who gets which variant, who is held out, who is excluded and why.
 
-Everything that decides *who* is set-based SQL in DuckDB over the audience table; Python only
-walks the final plan in batches to hand `PlannedSend` rows to the ledger, so a 1M-row audience
-is never a 1M-element Python loop of queries nor a 1M-row pandas frame.
+Everything that decides *who* is set-based SQL in DuckDB over the audience table, and so is
+recording the plan in the ledger (one insert from the plan table, `ledger.record_plan_query`).
+Only a campaign with coupons walks its plan in Python, in batches, because each treatment row
+gets a code (HMAC of its send_id); a 1M-row audience is never a 1M-row pandas frame.
 
 The order of the funnel matters for measurement. Exclusions that make a person unreachable
 (stale trigger, no address, no consent, suppressed, frequency-capped) come first; the holdout is
@@ -417,6 +418,19 @@ def plan_campaign(
         planned_new = already = coupons = 0
         final_samples: dict[str, PlannedSend] = {}
         sample_ids = {s.send_id for s in samples}
+        if spec.coupon is None:
+            # Nothing per row needs Python: the plan goes to the ledger in one set-based
+            # statement (the samples above already checked send_ids against make_send_id).
+            counts = ledger.record_plan_query(
+                con,
+                run_id,
+                _row_query(plan_table, relation, key, "true", as_ledger_rows=True),
+                {"campaign": campaign.name},
+                channel=spec.channel,
+                planned_at=now,
+            )
+            planned_new, already = counts.planned_new, counts.already_planned
+            batches = 0
         for rows in _batches(con, plan_table, relation, key, batches):
             issued: dict[str, tuple[str, dt.date, dt.date]] = {}
             if spec.coupon is not None:
@@ -566,8 +580,21 @@ def _by_variant(
     return result
 
 
-def _row_query(plan_table: str, relation: str, key: str, where: str) -> str:
-    # Holdout rows carry no context: they are never rendered, only counted.
+def _row_query(
+    plan_table: str, relation: str, key: str, where: str, as_ledger_rows: bool = False
+) -> str:
+    # Holdout rows carry no context: they are never rendered, only counted. As ledger rows:
+    # the columns ledger.record_plan_query takes, the campaign name a parameter ($campaign).
+    if as_ledger_rows:
+        return f"""
+            select
+                r.send_id, $campaign as campaign, r.customer_id, r.send_occasion as occasion,
+                r.variant, r.is_holdout, r.address,
+                case when r.is_holdout then null else cast(to_json(a) as varchar) end as context
+            from {plan_table}_rows as r
+            join {relation} as a on cast(a.{key} as varchar) = r.audience_key
+            where {where}
+        """
     return f"""
         select
             r.send_id, r.customer_id, r.send_occasion, r.variant, r.is_holdout, r.address,

@@ -65,6 +65,85 @@ def test_record_plan_rejects_bad_plans_naming_the_send(con) -> None:
     assert ledger.status_counts(con, "newsletter") == {}
 
 
+def _as_query(con, sends) -> str:
+    """The sends as the query ledger.record_plan_query reads (a registered Arrow table)."""
+    import json
+
+    import pyarrow as pa
+
+    con.register(
+        "_sends",
+        pa.table(
+            {
+                "send_id": [s.send_id for s in sends],
+                "campaign": [s.campaign for s in sends],
+                "customer_id": [s.customer_id for s in sends],
+                "occasion": [s.occasion for s in sends],
+                "variant": [s.variant for s in sends],
+                "is_holdout": [s.is_holdout for s in sends],
+                "address": [s.address for s in sends],
+                "context": [json.dumps(s.context) for s in sends],
+            }
+        ),
+    )
+    return "select * from _sends"
+
+
+def test_record_plan_query_is_record_plan_set_based(con, tmp_path) -> None:
+    sends = planned_emails(50, holdout_every=5, address=lambda i: f"  Person{i}@EXAMPLE.com ")
+    record = dict(channel="email", planned_at=dt.datetime(2026, 3, 1, 8))
+    first = ledger.record_plan_query(con, "run-1", _as_query(con, sends), {}, **record)
+    assert first == ledger.PlanCounts(planned_new=50, already_planned=0, holdout=10)
+    # the same rows as the row-by-row path writes
+    other = duckdb.connect(str(tmp_path / "other.duckdb"))
+    ledger.record_plan(other, "run-1", sends)
+    columns = (
+        "send_id, customer_id, variant, channel, is_holdout, address, status, context->>'last_name'"
+    )
+    rows = con.execute(f"select {columns} from activation.sends order by 1").fetchall()
+    assert rows == other.execute(f"select {columns} from activation.sends order by 1").fetchall()
+    assert rows[0][5].startswith("person") and rows[0][5].endswith("@example.com")
+    con.execute("update activation.sends set status = 'accepted' where customer_id = 'c00001'")
+    again = ledger.record_plan_query(
+        con, "run-2", _as_query(con, sends + planned_emails(51)[50:]), {}, **record
+    )
+    assert again == ledger.PlanCounts(planned_new=1, already_planned=50, holdout=10)
+    assert ledger.status_counts(con, "newsletter") == {"planned": 40, "holdout": 10, "accepted": 1}
+
+
+def test_record_plan_query_rejects_bad_plans_naming_the_send(con) -> None:
+    sends = planned_emails(2)
+    record = dict(channel="email", planned_at=dt.datetime(2026, 3, 1, 8))
+    with pytest.raises(ValueError, match=f"{sends[0].send_id}.*twice"):
+        ledger.record_plan_query(con, "run", _as_query(con, [sends[0], sends[0]]), {}, **record)
+    with pytest.raises(ValueError, match=f"{sends[1].send_id}.*needs an address"):
+        blank = dataclasses.replace(sends[1], address=" ")
+        ledger.record_plan_query(con, "run", _as_query(con, [sends[0], blank]), {}, **record)
+    with pytest.raises(ValueError, match="channel 'fax'"):
+        ledger.record_plan_query(
+            con, "run", _as_query(con, sends), {}, **{**record, "channel": "fax"}
+        )
+    assert ledger.status_counts(con, "newsletter") == {}
+
+
+@pytest.mark.parametrize("channel", ["email", "sms"])
+def test_address_normalisation_is_the_same_in_sql_and_python(con, channel) -> None:
+    samples = [
+        "  Person@EXAMPLE.com ",
+        "\tperson@example.com\n",
+        "\u00a0Ünïcode@Exämple.COM\u3000",
+        "+86 138 0013 8000",
+        "+86\u2009138\t0013\u00a08000\r\n",
+        "\x1fodd@example.com\x0b",
+        "plain",
+    ]
+    expression = ledger.normalise_address_sql(channel, "value")
+    for sample in samples:
+        (sql,) = con.execute(f"select {expression} from (select ? as value)", [sample]).fetchone()
+        assert sql == ledger.normalise_address(channel, sample), repr(sample)
+    assert con.execute(f"select {expression} from (select null as value)").fetchone() == (None,)
+
+
 def test_suppressions_are_normalised_deduplicated_and_per_channel(con) -> None:
     assert ledger.add_suppression(
         con,
