@@ -33,10 +33,11 @@ recommended_to_customers as (
 
 picks as (
 
-    -- A window rather than GROUP BY: DuckDB's list aggregate holds every customer's list in
-    -- memory at once (more than 4 GB at a million customers), while the window operator works
-    -- partition by partition and spills to disk under the memory limit. One window aggregate
-    -- (the list) instead of three: the count and first category are read off the list.
+    -- At most var audience_products_per_customer (6) positions per customer, so the list is
+    -- that many filtered first() aggregates: a fixed-size state per customer in a hash
+    -- aggregate that spills under the memory limit. (list() as an aggregate held every
+    -- customer's list in memory at once, more than 4 GB at a million customers; a list window
+    -- over each customer's rows took 43 s there, this 7 s.)
     select
         customer_id,
         len(recommended_products) as recommended_count,
@@ -46,19 +47,21 @@ picks as (
     from (
         select
             customer_id,
-            position,
-            list(
-                {'sku': sku, 'name': name, 'category': category, 'price': price,
-                 'image_url': image_url, 'url': url}
-            ) over per_customer as recommended_products
+            list_filter([
+                {%- for position in range(1, var('audience_products_per_customer', 6) + 1) %}
+                first(product) filter (where position = {{ position }}){{ "," if not loop.last }}
+                {%- endfor %}
+            ], product -> product is not null) as recommended_products
 
-        from recommended_to_customers
-        window per_customer as (
-            partition by customer_id
-            order by position
-            rows between unbounded preceding and unbounded following
+        from (
+            select
+                customer_id,
+                position,
+                {'sku': sku, 'name': name, 'category': category, 'price': price,
+                 'image_url': image_url, 'url': url} as product
+            from recommended_to_customers
         )
-        qualify position = 1
+        group by customer_id
     )
 
 ),
