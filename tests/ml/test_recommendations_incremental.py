@@ -183,3 +183,18 @@ def test_the_model_is_refitted_after_a_week_or_when_its_recipe_changes(
         warehouse, models, as_of=(start + dt.timedelta(days=7)).isoformat(), refit_after_days=0
     )
     assert forced["mode"] == "refit"
+
+
+def test_a_warehouse_the_model_did_not_write_refits_it(warehouse: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    as_of = (last_order(warehouse) + dt.timedelta(days=1)).isoformat()
+    first = run(warehouse, models, as_of=as_of)
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        synthetic.build(con, customers=300, seed=5)
+    # Same model store, same day: the saved model was fitted on other customers and wrote none
+    # of this warehouse's tables, so it is refitted rather than reused.
+    fresh = run(other, models, as_of=as_of)
+    assert fresh["mode"] == "refit" and fresh["model_version"] != first["model_version"]
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert con.execute("select count(*) from ml.product_associations").fetchone()[0] > 0

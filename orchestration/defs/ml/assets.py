@@ -410,7 +410,7 @@ def recommendations(
     with duckdb.get_connection() as con:
         as_of = _as_of(con, config.as_of)
         reuse = _reusable_recommender(
-            artefacts.latest_metadata(RECOMMENDER, root=root), recommender, config, as_of
+            con, artefacts.latest_metadata(RECOMMENDER, root=root), recommender, config, as_of
         )
         state = artefacts.load(RECOMMENDER, root=root) if reuse else None
         fitted_as_of = dt.date.fromisoformat(state[1].metadata["as_of"]) if state else as_of
@@ -457,7 +457,10 @@ def recommendations(
         _write_recommendations(
             con, recs, stale, interactions, fitted, model_version, config.k, pairs
         )
-        (total_rows,) = con.execute("select count(*) from ml.recommendations").fetchone()
+        total_rows, association_rows = con.execute(
+            "select (select count(*) from ml.recommendations), "
+            f"(select count(*) from {ASSOCIATIONS_TABLE})"
+        ).fetchone()
     reasons = recs.group_by("reason").aggregate([("reason", "count")]).to_pandas()
     rescored = int(selected.sum())
     context.log.info(
@@ -489,16 +492,18 @@ def recommendations(
             ),
         },
     )
-    if pairs is not None:
-        yield dg.MaterializeResult(
-            asset_key=ASSOCIATIONS,
-            metadata={
-                "dagster/row_count": pairs.num_rows,
-                "as_of": as_of.isoformat(),
-                "model_version": model_version,
-                "items_with_associations": len(pa.compute.unique(pairs["sku"])),
-            },
-        )
+    # Associations come from the item model alone: between refits the table stays that of the
+    # fit, and the materialisation says so (downstream audiences still see it as fresh input).
+    yield dg.MaterializeResult(
+        asset_key=ASSOCIATIONS,
+        metadata={
+            "dagster/row_count": association_rows,
+            "as_of": as_of.isoformat(),
+            "model_version": model_version,
+            "model_fitted_as_of": fitted_as_of.isoformat(),
+            "rewritten": pairs is not None,
+        },
+    )
 
 
 RECOMMENDER = "recommender"
@@ -507,6 +512,7 @@ RECOMMENDER = "recommender"
 # the same transaction as ml.recommendations, so they can never disagree with it.
 INPUTS_TABLE = "ml.recommendation_inputs"
 ITEMS_TABLE = "ml.recommendable_items"
+ASSOCIATIONS_TABLE = "ml.product_associations"
 
 
 def _recommender_recipe(recommender) -> dict:
@@ -518,10 +524,17 @@ def _recommender_recipe(recommender) -> dict:
 
 
 def _reusable_recommender(
-    latest: dict | None, recommender, config: RecommendationsConfig, as_of: dt.date
+    con, latest: dict | None, recommender, config: RecommendationsConfig, as_of: dt.date
 ) -> str | None:
-    """Why the saved item model may be reused, or None when it must be refitted."""
+    """Why the saved item model may be reused, or None when it must be refitted. Only the
+    warehouse whose recommendations it last wrote reuses it (a rebuilt or other warehouse has
+    other customers and no associations of that model)."""
     if latest is None or config.refit_after_days <= 0:
+        return None
+    if not all(data.table_exists(con, t) for t in (INPUTS_TABLE, ITEMS_TABLE, ASSOCIATIONS_TABLE)):
+        return None
+    written_with = con.execute(f"select distinct model_version from {INPUTS_TABLE}").fetchall()
+    if written_with != [(latest.get("version"),)]:
         return None
     try:
         fitted_as_of = dt.date.fromisoformat(str(latest["as_of"]))
@@ -626,7 +639,7 @@ def _write_recommendations(
         con.execute(f"create or replace table {ITEMS_TABLE} as select * from _ml_items")
         if pairs is not None:
             con.execute(
-                "create or replace table ml.product_associations as "
+                f"create or replace table {ASSOCIATIONS_TABLE} as "
                 "select * from _ml_pairs order by sku, score desc, related_sku"
             )
         con.execute("commit")
