@@ -90,6 +90,14 @@ def _as_of(con, value: str | None) -> dt.date:
     return data.data_range(con).default_as_of
 
 
+def _saved_as_of(latest: dict) -> dt.date | None:
+    """The as_of a saved model was fitted for, from its metadata (None if unreadable)."""
+    try:
+        return dt.date.fromisoformat(str(latest["as_of"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def _reusable_model(
     latest: dict | None, config: ChurnConfig, as_of: dt.date, has_events: bool
 ) -> str | None:
@@ -100,9 +108,8 @@ def _reusable_model(
 
     if latest is None or config.retrain_after_days <= 0:
         return None
-    try:
-        trained_as_of = dt.date.fromisoformat(str(latest["as_of"]))
-    except (KeyError, ValueError):
+    trained_as_of = _saved_as_of(latest)
+    if trained_as_of is None:
         return None
     age = (as_of - trained_as_of).days
     same_recipe = (
@@ -536,9 +543,8 @@ def _reusable_recommender(
     written_with = con.execute(f"select distinct model_version from {INPUTS_TABLE}").fetchall()
     if written_with != [(latest.get("version"),)]:
         return None
-    try:
-        fitted_as_of = dt.date.fromisoformat(str(latest["as_of"]))
-    except (KeyError, ValueError):
+    fitted_as_of = _saved_as_of(latest)
+    if fitted_as_of is None:
         return None
     age = (as_of - fitted_as_of).days
     recipe = _recommender_recipe(recommender)
