@@ -419,19 +419,12 @@ def recommendations(
         reuse = _reusable_recommender(
             con, artefacts.latest_metadata(RECOMMENDER, root=root), recommender, config, as_of
         )
-        state = artefacts.load(RECOMMENDER, root=root) if reuse else None
-        fitted_as_of = dt.date.fromisoformat(state[1].metadata["as_of"]) if state else as_of
-        table = data.interaction_table(
-            con,
-            as_of,
-            half_life_days=recommender.half_life_days,
-            max_items_per_customer=recommender.max_items_per_customer,
-            decay_reference=fitted_as_of,
-        )
-        universe = data.customer_universe(con, table)
+        model, artefact = artefacts.load(RECOMMENDER, root=root) if reuse else (None, None)
+        fitted_as_of = _saved_as_of(artefact.metadata) if artefact else as_of
+        items = pa.array(model["item_ids"], pa.string()) if model else None
+        interactions, catalogue = _read_interactions(con, as_of, recommender, fitted_as_of, items)
         pairs = None
-        if state is None:
-            interactions, catalogue = data.load_interactions_from(con, as_of, table, universe)
+        if model is None:
             fitted = recommend.fit(interactions, catalogue, recommender)
             saved = artefacts.save(
                 recommend.model_state(fitted, interactions.item_ids),
@@ -446,9 +439,6 @@ def recommendations(
             model_version, mode = saved.version, "refit"
             pairs = recommend.associations(fitted, interactions.item_ids)
         else:
-            model, artefact = state
-            items = pa.array(model["item_ids"], pa.string())
-            interactions = data.index_interactions(table, universe, items)
             fitted = recommend.from_state(model, interactions, data.active_items(con, items))
             model_version, mode = artefact.version, "rescored_all"
         selected, stale, mode = _customers_to_score(
@@ -520,6 +510,25 @@ RECOMMENDER = "recommender"
 INPUTS_TABLE = "ml.recommendation_inputs"
 ITEMS_TABLE = "ml.recommendable_items"
 ASSOCIATIONS_TABLE = "ml.product_associations"
+
+
+def _read_interactions(con, as_of: dt.date, recommender, reference: dt.date, items):
+    """Interactions (and the catalogue, when there is no saved model's ``items`` to index
+    against). The Arrow tables they are built from are dropped on return: at 1M customers they
+    hold about 400 MB that fitting and scoring do not need."""
+    table = data.interaction_table(
+        con,
+        as_of,
+        half_life_days=recommender.half_life_days,
+        max_items_per_customer=recommender.max_items_per_customer,
+        decay_reference=reference,
+    )
+    universe = data.customer_universe(con, table)
+    if items is None:
+        return data.load_interactions_from(
+            con, as_of, table, universe, half_life_days=recommender.half_life_days
+        )
+    return data.index_interactions(table, universe, items), None
 
 
 def _recommender_recipe(recommender) -> dict:
