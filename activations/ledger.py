@@ -284,35 +284,34 @@ def record_plan_query(
     ensure_ledger(con)
     now = utc_naive()
     address = normalise_address_sql(channel, "address")
+    # No copy of the plan is made: the checks read only ids and addresses (DuckDB leaves the
+    # context column of `query` uncomputed), and the insert streams the rows, so memory stays
+    # flat however large the audience.
+    plan = f"""
+        select send_id, campaign, customer_id, occasion, variant, is_holdout,
+               {address} as address, context
+        from ({query})
+    """
     con.execute("begin")
     try:
-        con.execute(
-            f"""
-            create or replace temp table _planned_sends as
-            select send_id, campaign, customer_id, occasion, variant, is_holdout,
-                   {address} as address, context
-            from ({query})
-            """,
-            params,
-        )
         problem = con.execute(
-            """
+            f"""
             select send_id, campaign,
                    case when count(*) over (partition by send_id) > 1
                        then 'appears twice in one plan'
                        else 'needs an address' end
-            from _planned_sends
+            from ({plan})
             qualify count(*) over (partition by send_id) > 1
                 or ($needs_address and not is_holdout and coalesce(address, '') = '')
             limit 1
             """,
-            {"needs_address": channel in ("email", "sms")},
+            {**params, "needs_address": channel in ("email", "sms")},
         ).fetchone()
         if problem:
             send_id, campaign, what = problem
             raise ValueError(f"planned send {send_id!r} of campaign {campaign!r} {what}")
         total, holdout = con.execute(
-            "select count(*), count(*) filter (where is_holdout) from _planned_sends"
+            f"select count(*), count(*) filter (where is_holdout) from ({plan})", params
         ).fetchone()
         (inserted,) = con.execute(
             f"""
@@ -324,18 +323,18 @@ def record_plan_query(
                    address, context::json,
                    case when is_holdout then 'holdout' else 'planned' end, 0, $run_id,
                    $planned_at, $now
-            from _planned_sends
+            from ({plan})
             order by send_id
             on conflict do nothing
             """,
             {
+                **params,
                 "channel": channel,
                 "run_id": run_id,
                 "planned_at": utc_naive(planned_at),
                 "now": now,
             },
         ).fetchone()
-        con.execute("drop table _planned_sends")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
