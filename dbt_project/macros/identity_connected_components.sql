@@ -12,14 +12,26 @@
     as separate statements until nothing changes, at most `max_iterations` times; not
     converging is an error rather than silently wrong customers.
 
+    Warm start (warm_start=true): the last run's edges and labels are kept beside the model
+    (<model>__cc_state_*, by identity_keep_component_state() in its post-hook). The old labels
+    are still right for every old component that kept its nodes and edges (each is its old
+    component's smallest key, which is in the new, larger component too), so
+    propagation starts from them with only the ends of the new edges marked as changed: a night
+    of new orders costs a few small rounds instead of the whole graph. A component that lost a
+    node or an edge (a re-landed file, an identifier that became shared, a guard that now
+    refuses an edge) may have split, so its nodes restart from their own keys as in a cold
+    start. --full-refresh starts cold; the result is the same either way.
+
     Work tables live beside the calling model (<model>__cc_*) and are dropped by
-    identity_drop_component_work_tables() in the model's post-hook. Only cross-database macros
+    identity_drop_component_work_tables() (or identity_keep_component_state()) in the model's
+    post-hook. Only cross-database macros
     (create_table_as, drop_relation, rename_relation) are used, so Spark runs it unchanged.
 
     nodes_sql: a query with column node_key. edges_sql: a query with left_node_key,
     right_node_key. Returns the relation holding (node_key, label). -#}
-{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations) -%}
+{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations, warm_start=false) -%}
     {%- set work = identity_component_work_relations() -%}
+    {%- set state = identity_component_state_relations() -%}
     {%- if not execute -%}
         {{- return(work.labels) -}}
     {%- endif -%}
@@ -38,23 +50,33 @@
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.edges, edges_query)) -%}
 
-    {%- set labels_query -%}
-        with nodes as (select distinct node_key from ({{ nodes_sql }}) as n)
-        select
-            nodes.node_key,
-            least(nodes.node_key, coalesce(min(edges.neighbour_key), nodes.node_key)) as label
-        from nodes
-        left join {{ work.edges }} as edges on edges.node_key = nodes.node_key
-        group by nodes.node_key
-    {%- endset -%}
-    {%- do run_query(create_table_as(false, work.labels, labels_query)) -%}
-    {#- Before the first round every node was its own label. -#}
-    {%- do run_query(create_table_as(false, work.changed,
-        "select node_key, label from " ~ work.labels ~ " where label <> node_key")) -%}
+    {%- set start = namespace(warm=false, reason='warm start not asked for') -%}
+    {%- if warm_start -%}
+        {%- set start.reason = identity_component_warm_start(nodes_sql, work, state) -%}
+        {%- set start.warm = start.reason == '' -%}
+    {%- endif -%}
 
-    {%- set state = namespace(converged=false, rounds=0) -%}
+    {%- if not start.warm -%}
+        {%- do adapter.drop_relation(work.labels) -%}
+        {%- set labels_query -%}
+            with nodes as (select distinct node_key from ({{ nodes_sql }}) as n)
+            select
+                nodes.node_key,
+                least(nodes.node_key, coalesce(min(edges.neighbour_key), nodes.node_key)) as label
+            from nodes
+            left join {{ work.edges }} as edges on edges.node_key = nodes.node_key
+            group by nodes.node_key
+        {%- endset -%}
+        {%- do run_query(create_table_as(false, work.labels, labels_query)) -%}
+        {#- Before the first round every node was its own label. -#}
+        {%- do run_query(create_table_as(false, work.changed,
+            "select node_key, label from " ~ work.labels ~ " where label <> node_key")) -%}
+        {{ log("identity_connected_components: " ~ this.identifier ~ " cold start (" ~ start.reason ~ ")", info=true) }}
+    {%- endif -%}
+
+    {%- set progress = namespace(converged=false, rounds=0) -%}
     {%- for round in range(max_iterations | int) -%}
-        {%- if not state.converged -%}
+        {%- if not progress.converged -%}
             {%- set lowered_query -%}
                 with candidates as (
                     -- a neighbour's label changed
@@ -95,25 +117,25 @@
             {%- endif -%}
             {%- do adapter.drop_relation(work.changed) -%}
             {%- do adapter.rename_relation(work.changed_next, work.changed) -%}
-            {%- set state.rounds = state.rounds + 1 -%}
+            {%- set progress.rounds = progress.rounds + 1 -%}
             {%- if changed | int == 0 -%}
-                {%- set state.converged = true -%}
+                {%- set progress.converged = true -%}
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if not state.converged -%}
+    {%- if not progress.converged -%}
         {{ exceptions.raise_compiler_error(
             "identity_connected_components: labels still changing after " ~ max_iterations
             ~ " rounds in " ~ this ~ "; raise var identity_max_label_iterations") }}
     {%- endif -%}
-    {{ log("identity_connected_components: " ~ this.identifier ~ " converged in " ~ state.rounds ~ " rounds", info=true) }}
+    {{ log("identity_connected_components: " ~ this.identifier ~ " converged in " ~ progress.rounds ~ " rounds", info=true) }}
     {{- return(work.labels) -}}
 {%- endmacro %}
 
 
 {% macro identity_component_work_relations() -%}
     {%- set ns = {} -%}
-    {%- for part in ['edges', 'labels', 'next', 'changed', 'changed_next'] -%}
+    {%- for part in ['edges', 'labels', 'next', 'changed', 'changed_next', 'fresh_edges', 'damaged'] -%}
         {%- do ns.update({part: api.Relation.create(
             database=this.database, schema=this.schema,
             identifier=this.identifier ~ '__cc_' ~ part, type='table')}) -%}
@@ -125,6 +147,123 @@
 {% macro identity_drop_component_work_tables() -%}
     {%- if execute -%}
         {%- for part in identity_component_work_relations().values() -%}
+            {%- do adapter.drop_relation(part) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+
+{#- The last successful run's symmetric edges and final labels, kept for the next warm start. -#}
+{% macro identity_component_state_relations() -%}
+    {%- set ns = {} -%}
+    {%- for part in ['edges', 'labels'] -%}
+        {%- do ns.update({part: api.Relation.create(
+            database=this.database, schema=this.schema,
+            identifier=this.identifier ~ '__cc_state_' ~ part, type='table')}) -%}
+    {%- endfor -%}
+    {{- return(ns) -}}
+{%- endmacro %}
+
+
+{#- Prepares a warm start: work.labels from the kept labels and work.changed, the nodes whose
+    neighbourhood is not at rest. Old labels stay right for every old component that kept all
+    its nodes and edges (each is its component's smallest key, which is still in the new, larger
+    component). A component that lost a node or an edge may have split: its nodes restart from
+    their own keys, as in a cold start, and so do new nodes. Changed are the ends of new edges
+    and every restarted node. Returns '' when ready, else why not (the caller starts cold). -#}
+{% macro identity_component_warm_start(nodes_sql, work, state) -%}
+    {%- if flags.FULL_REFRESH -%}
+        {{- return('--full-refresh') -}}
+    {%- endif -%}
+    {%- for part in state.values() -%}
+        {%- if adapter.get_relation(database=part.database, schema=part.schema, identifier=part.identifier) is none -%}
+            {{- return('no state kept by an earlier run') -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set kept_labels_query -%}
+        with nodes as (select distinct node_key from ({{ nodes_sql }}) as n)
+        select nodes.node_key, kept.label
+        from nodes
+        left join {{ state.labels }} as kept on kept.node_key = nodes.node_key
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.next, kept_labels_query)) -%}
+    {#- The kept components that lost a node or an edge, by their old label. -#}
+    {%- set damaged_query -%}
+        select kept.label
+        from {{ state.labels }} as kept
+        left join {{ work.next }} as labels on labels.node_key = kept.node_key
+        where labels.node_key is null
+        union
+        select kept.label
+        from {{ state.edges }} as kept_edges
+        left join {{ work.edges }} as edges
+            on edges.node_key = kept_edges.node_key
+            and edges.neighbour_key = kept_edges.neighbour_key
+        inner join {{ state.labels }} as kept on kept.node_key = kept_edges.node_key
+        where edges.node_key is null
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.damaged, damaged_query)) -%}
+    {%- set labels_query -%}
+        select
+            labels.node_key,
+            case
+                when labels.label is null or damaged.label is not null then labels.node_key
+                else labels.label
+            end as label,
+            labels.label is null or damaged.label is not null as restarted
+        from {{ work.next }} as labels
+        left join {{ work.damaged }} as damaged on damaged.label = labels.label
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.changed_next, labels_query)) -%}
+    {%- do run_query(create_table_as(false, work.labels,
+        "select node_key, label from " ~ work.changed_next)) -%}
+    {%- set fresh_query -%}
+        select edges.node_key
+        from {{ work.edges }} as edges
+        left join {{ state.edges }} as kept
+            on kept.node_key = edges.node_key and kept.neighbour_key = edges.neighbour_key
+        where kept.node_key is null
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.fresh_edges, fresh_query)) -%}
+    {%- set changed_query -%}
+        select node_key, label from {{ work.changed_next }} where restarted
+        union
+        select labels.node_key, labels.label
+        from {{ work.labels }} as labels
+        where labels.node_key in (select node_key from {{ work.fresh_edges }})
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.changed, changed_query)) -%}
+    {%- set counts_query -%}
+        select
+            (select count(*) from {{ work.fresh_edges }}),
+            (select count(*) from {{ work.damaged }}),
+            (select count(*) from {{ work.changed_next }} where restarted)
+    {%- endset -%}
+    {%- set counts = run_query(counts_query).rows[0] -%}
+    {%- for part in [work.next, work.changed_next, work.damaged, work.fresh_edges] -%}
+        {%- do adapter.drop_relation(part) -%}
+    {%- endfor -%}
+    {{ log("identity_connected_components: " ~ this.identifier ~ " warm start, "
+        ~ (counts[0] // 2) ~ " new edges, " ~ counts[1] ~ " components that lost a node or edge, "
+        ~ counts[2] ~ " nodes restarted", info=true) }}
+    {{- return('') -}}
+{%- endmacro %}
+
+
+{#- Post-hook of a model that calls identity_connected_components with warm_start=true: keeps
+    this run's edges and labels for the next one, drops the other work tables. The old state
+    goes first, so a failure part-way leaves no state (a cold start) rather than a mismatched
+    pair. -#}
+{% macro identity_keep_component_state() -%}
+    {%- if execute -%}
+        {%- set work = identity_component_work_relations() -%}
+        {%- set state = identity_component_state_relations() -%}
+        {%- do adapter.drop_relation(state.labels) -%}
+        {%- do adapter.drop_relation(state.edges) -%}
+        {%- do adapter.rename_relation(work.edges, state.edges) -%}
+        {%- do adapter.rename_relation(work.labels, state.labels) -%}
+        {%- for part in work.values() -%}
             {%- do adapter.drop_relation(part) -%}
         {%- endfor -%}
     {%- endif -%}

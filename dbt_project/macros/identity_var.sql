@@ -14,6 +14,7 @@
         'identity_max_email_distance': 2,
         'identity_max_conflict_check_degree': 50,
         'identity_max_label_iterations': 30,
+        'identity_warm_start_components': true,
         'identity_match_threshold': 0.99,
         'identity_one_per_customer_types': ['account_id', 'member_card_id'],
         'identity_placeholder_phone_pattern': none,

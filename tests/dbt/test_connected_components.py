@@ -86,16 +86,24 @@ def _expected(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, str]:
     return {n: smallest[find(n)] for n in nodes}
 
 
-def test_connected_components_macro_labels_each_node_with_its_components_smallest_key(
-    tmp_path: Path,
-) -> None:
+WARM_MODEL = """
+{{ config(materialized='table', post_hook="{{ identity_keep_component_state() }}") }}
+{%- set labels = identity_connected_components(
+    "select node_key from main.graph_nodes",
+    "select left_node_key, right_node_key from main.graph_edges",
+    100, warm_start=true) %}
+select node_key, label from {{ labels }}
+"""
+
+
+def _project(tmp_path: Path, model: str) -> tuple[Path, Path]:
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "macros").mkdir()
     shutil.copy(
         DBT_PROJECT_DIR / "macros" / "identity_connected_components.sql", project / "macros"
     )
-    (project / "models" / "components.sql").write_text(MODEL)
+    (project / "models" / "components.sql").write_text(model)
     (project / "dbt_project.yml").write_text(
         "name: components_test\nversion: '1.0'\nprofile: components_test\n"
         "model-paths: [models]\nmacro-paths: [macros]\n"
@@ -105,15 +113,22 @@ def test_connected_components_macro_labels_each_node_with_its_components_smalles
         "components_test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
         f"      path: '{warehouse}'\n      threads: 1\n"
     )
-    nodes, edges = _graph(seed=5)
+    return project, warehouse
+
+
+def _load_graph(warehouse: Path, nodes: list[str], edges: list[tuple[str, str]]) -> None:
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("create table main.graph_nodes (node_key varchar)")
+        con.execute("create or replace table main.graph_nodes (node_key varchar)")
         con.executemany("insert into main.graph_nodes values (?)", [(n,) for n in nodes])
-        con.execute("create table main.graph_edges (left_node_key varchar, right_node_key varchar)")
+        con.execute(
+            "create or replace table main.graph_edges (left_node_key varchar, right_node_key varchar)"
+        )
         con.executemany("insert into main.graph_edges values (?, ?)", edges)
 
+
+def _run(project: Path, *args: str) -> str:
     result = subprocess.run(
-        [DBT_EXECUTABLE, "run", "--profiles-dir", str(project)],
+        [DBT_EXECUTABLE, "run", "--profiles-dir", str(project), *args],
         cwd=project,
         capture_output=True,
         text=True,
@@ -121,11 +136,107 @@ def test_connected_components_macro_labels_each_node_with_its_components_smalles
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "converged in" in result.stdout
+    return result.stdout
 
+
+def _labels(warehouse: Path) -> tuple[dict[str, str], list[str]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         labels = dict(con.execute("select node_key, label from main.components").fetchall())
         leftovers = con.execute(
-            "select table_name from information_schema.tables where table_name like '%__cc_%'"
+            "select table_name from information_schema.tables where table_name like '%__cc_%' "
+            "order by table_name"
         ).fetchall()
+    return labels, [name for (name,) in leftovers]
+
+
+def test_connected_components_macro_labels_each_node_with_its_components_smallest_key(
+    tmp_path: Path,
+) -> None:
+    project, warehouse = _project(tmp_path, MODEL)
+    nodes, edges = _graph(seed=5)
+    _load_graph(warehouse, nodes, edges)
+
+    _run(project)
+
+    labels, leftovers = _labels(warehouse)
     assert labels == _expected(nodes, edges)
     assert leftovers == []
+
+
+def _grow(nodes: list[str], edges: list[tuple[str, str]], seed: int):
+    """A night of new data: new nodes (some smaller than every old key, so a merged
+    component's label must move to a newcomer), edges joining old components to each other and
+    to new nodes, and a new chain hung off an old one."""
+    rng = random.Random(seed)
+    grown_nodes = list(nodes)
+    grown_edges = list(edges)
+    newcomers = [f"{prefix}{i:03d}_new" for prefix in ("0", "b", "h") for i in range(20)]
+    grown_nodes += newcomers
+    for newcomer in newcomers:
+        grown_edges.append((newcomer, rng.choice(nodes)))
+    for _ in range(60):
+        grown_edges.append(tuple(rng.sample(nodes, 2)))
+    tail = [f"i{i:03d}_new" for i in range(80)]
+    grown_nodes += tail
+    grown_edges += list(itertools.pairwise(tail))
+    grown_edges.append((tail[-1], "a0299"))
+    return grown_nodes, grown_edges
+
+
+def test_warm_start_from_the_last_runs_labels_equals_union_find_as_the_graph_grows_and_shrinks(
+    tmp_path: Path,
+) -> None:
+    project, warehouse = _project(tmp_path, WARM_MODEL)
+    nodes, edges = _graph(seed=5)
+    _load_graph(warehouse, nodes, edges)
+    first = _run(project)
+    assert "cold start (no state kept by an earlier run)" in first
+    labels, leftovers = _labels(warehouse)
+    assert labels == _expected(nodes, edges)
+    # Only the state for the next run is left behind.
+    assert leftovers == ["components__cc_state_edges", "components__cc_state_labels"]
+
+    # The graph only grew: warm start, same components as union-find on the whole graph.
+    grown_nodes, grown_edges = _grow(nodes, edges, seed=8)
+    _load_graph(warehouse, grown_nodes, grown_edges)
+    second = _run(project)
+    assert "warm start" in second and "cold start" not in second
+    labels, _ = _labels(warehouse)
+    expected = _expected(grown_nodes, grown_edges)
+    assert labels == expected
+    assert labels != _expected(grown_nodes, edges)  # the new edges did merge components
+
+    # Nothing new: warm, one round, unchanged.
+    unchanged = _run(project)
+    assert "warm start, 0 new edges" in unchanged and "converged in 1 rounds" in unchanged
+    assert _labels(warehouse)[0] == expected
+
+    # An edge is gone (a chain cut in two): that component may have split, so its nodes
+    # restart from their own keys; the other components keep their labels.
+    cut = [edge for edge in grown_edges if edge != ("a0149", "a0150")]
+    _load_graph(warehouse, grown_nodes, cut)
+    third = _run(project)
+    assert "warm start, 0 new edges, 1 components that lost a node or edge" in third
+    assert _labels(warehouse)[0] == _expected(grown_nodes, cut)
+
+    # The same night loses a node and an edge elsewhere and gains edges: all at once.
+    rng = random.Random(9)
+    fewer = [node for node in grown_nodes if node != "c0007"]
+    mixed = [e for e in cut if "c0007" not in e and e != ("e010", "e011")]
+    mixed += [tuple(rng.sample(fewer, 2)) for _ in range(25)]
+    _load_graph(warehouse, fewer, mixed)
+    fourth = _run(project)
+    assert "warm start, " in fourth and "cold start" not in fourth
+    assert _labels(warehouse)[0] == _expected(fewer, mixed)
+
+    # A shattered graph (every chain edge gone) restarts nearly everything and still agrees.
+    sparse = [e for e in mixed if rng.random() < 0.3]
+    _load_graph(warehouse, fewer, sparse)
+    assert "warm start, 0 new edges" in _run(project)
+    assert _labels(warehouse)[0] == _expected(fewer, sparse)
+
+    # --full-refresh always starts cold.
+    fifth = _run(project, "--full-refresh")
+    assert "cold start (--full-refresh)" in fifth
+    assert _labels(warehouse)[0] == _expected(fewer, sparse)
+    assert _labels(warehouse)[1] == ["components__cc_state_edges", "components__cc_state_labels"]

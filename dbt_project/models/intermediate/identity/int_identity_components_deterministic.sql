@@ -1,6 +1,8 @@
 -- Connected components of the deterministic graph (shared identifiers left out): the units
 -- probabilistic matching may join, and the fallback grouping when it has not run.
-{{ config(post_hook="{{ identity_drop_component_work_tables() }}") }}
+-- Warm-started from the last run's labels when the graph only grew (see the macro): the
+-- result is the same as a cold start; var identity_warm_start_components: false turns it off.
+{{ config(post_hook="{{ identity_keep_component_state() }}") }}
 {%- set nodes_sql -%}
     select observations.node_key
     from {{ ref('int_identity_observations') }} as observations
@@ -18,7 +20,8 @@
     where shared_left.node_key is null and shared_right.node_key is null
 {%- endset -%}
 {%- set labels = identity_connected_components(
-    nodes_sql, edges_sql, identity_var('identity_max_label_iterations')) %}
+    nodes_sql, edges_sql, identity_var('identity_max_label_iterations'),
+    warm_start=identity_var('identity_warm_start_components')) %}
 with
 
 labels as (
