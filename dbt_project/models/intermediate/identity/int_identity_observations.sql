@@ -134,33 +134,81 @@ web_rows as (
 
 ),
 
-source_rows as (
+{#- Orders and receipts are one row per record already (their staging models are unique on
+    order_id / transaction_id, and a record carries each identifier type once), so only the
+    versioned accounts and members and the two ends of each web pair are aggregated: at 1M
+    customers the GROUP BY shrinks from 11.4M rows to the few million that need it. -#}
+{%- set identifier_types = ['account_id', 'member_card_id', 'email', 'phone', 'device_id'] %}
+repeated_rows as (
 
     select * from account_rows
     union all
     select * from member_rows
     union all
-    select * from order_rows
-    union all
-    select * from receipt_rows
-    union all
     select * from web_rows
 
 ),
 
-unpivoted as (
+single_rows as (
 
-    {% for identifier_type in ['account_id', 'member_card_id', 'email', 'phone', 'device_id'] %}
+    select * from order_rows
+    union all
+    select * from receipt_rows
+
+),
+
+repeated_unpivoted as (
+
+    {% for identifier_type in identifier_types %}
     select
         source,
         record_id,
         '{{ identifier_type }}' as identifier_type,
         {{ identifier_type }} as identifier_value,
         observed_at
-    from source_rows
+    from repeated_rows
     where {{ identifier_type }} is not null
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
+
+),
+
+repeated_observations as (
+
+    select
+        source,
+        record_id,
+        identifier_type,
+        identifier_value,
+        min(observed_at) as first_seen_at,
+        max(observed_at) as last_seen_at
+    from repeated_unpivoted
+    group by source, record_id, identifier_type, identifier_value
+
+),
+
+single_observations as (
+
+    {% for identifier_type in identifier_types %}
+    select
+        source,
+        record_id,
+        '{{ identifier_type }}' as identifier_type,
+        {{ identifier_type }} as identifier_value,
+        observed_at as first_seen_at,
+        observed_at as last_seen_at
+    from single_rows
+    where {{ identifier_type }} is not null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+observations as (
+
+    select * from repeated_observations
+    union all
+    select * from single_observations
 
 ),
 
@@ -172,10 +220,9 @@ final as (
         identifier_type,
         identifier_value,
         {{ identity_node_key('identifier_type', 'identifier_value') }} as node_key,
-        min(observed_at) as first_seen_at,
-        max(observed_at) as last_seen_at
-    from unpivoted
-    group by source, record_id, identifier_type, identifier_value
+        first_seen_at,
+        last_seen_at
+    from observations
 
 )
 
