@@ -763,18 +763,22 @@ def _events_chunk(rng, P, K, cal, lo, hi, on):
     # 2) browse sessions without purchase (with cart abandonment), also for prospects
     online_person = P.kind[lo:hi] != 1
     brate = (0.3 * P.rate[lo:hi] * P.online_share[lo:hi] + 0.35 / 365) * online_person
-    k = rng.poisson(brate * cal.days)
+    # Days are drawn over the calendar including the future horizon (cal.T days), so sessions
+    # are drawn for all of it and those after the last landed day, which did not happen yet,
+    # are dropped. (Clamping them onto the last day instead piled the horizon's browsing onto
+    # it: 57x a usual day's web events at 1M.)
+    k = rng.poisson(brate * cal.T)
     bgp = np.repeat(gp_all, k)
     bday = cal.sample_days(rng, 0, len(bgp))
-    bday = np.minimum(bday, cal.days - 1)
     keep = (bday < cal.days) & (
         rng.random(len(bgp)) < np.maximum(_activity(P, bgp, bday), 0.15 * (bday >= P.acq[bgp]))
     )
     bgp, bday = bgp[keep], bday[keep]
     # 3) anonymous visitors
-    na = int(rng.binomial(max(len(bgp), 1), 0.25))
+    aday = cal.sample_days(rng, 0, int(rng.binomial(max(len(bgp), 1), 0.25)))
+    aday = aday[aday < cal.days]
+    na = len(aday)
     agp = np.full(na, -1)
-    aday = np.minimum(cal.sample_days(rng, 0, na), cal.days - 1)
     adev = 2 * P.N + 3 * lo + rng.integers(0, 3 * n, na)
     nb = len(bgp) + na
     views = 1 + rng.poisson(0.7, nb)

@@ -4,6 +4,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -53,9 +54,26 @@ def dbt_resource() -> DbtCliResource:
 def prepare_manifest() -> Path:
     """Parse the dbt project (partial parsing keeps this to a few seconds) and return the manifest.
 
-    Same as dagster-dbt's preparer, but with our dbt executable (the preparer looks on PATH).
+    Same as dagster-dbt's preparer, but with our dbt executable (the preparer looks on PATH),
+    and the manifest is swapped in atomically: dbt writes manifest.json in place, and another
+    process loading the definitions meanwhile (a second test worker, a sensor tick beside a
+    `cdp` run) read half a file and failed with a JSONDecodeError. dbt parses in a private
+    target directory seeded with the partial-parse state, and both files are renamed into
+    target/ when it is done.
     """
-    dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    target = dbt_project.project_dir / dbt_project.target_path  # target_path may be relative
+    target.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+    try:
+        state = target / "partial_parse.msgpack"
+        if state.exists():
+            shutil.copy2(state, work / state.name)
+        dbt_resource().cli(["parse", "--quiet"], target_path=work).wait()
+        if (work / state.name).exists():
+            os.replace(work / state.name, state)
+        os.replace(work / "manifest.json", dbt_project.manifest_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return dbt_project.manifest_path
 
 
