@@ -25,11 +25,12 @@
     Work tables live beside the calling model (<model>__cc_*) and are dropped by
     identity_drop_component_work_tables() (or identity_keep_component_state()) in the model's
     post-hook. Only cross-database macros
-    (create_table_as, drop_relation, rename_relation) are used, so Spark runs it unchanged.
+    (create_table_as, drop_relation, rename_relation) are used, so Spark runs it unchanged;
+    the one dispatched step, identity_apply_lowered_labels, updates in place on DuckDB.
 
     nodes_sql: a query with column node_key. edges_sql: a query with left_node_key,
     right_node_key. Returns the relation holding (node_key, label). -#}
-{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations, warm_start=false) -%}
+{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations, warm_start=false, portable=false) -%}
     {%- set work = identity_component_work_relations() -%}
     {%- set state = identity_component_state_relations() -%}
     {%- if not execute -%}
@@ -106,14 +107,12 @@
             {%- do run_query(create_table_as(false, work.changed_next, lowered_query)) -%}
             {%- set changed = run_query("select count(*) from " ~ work.changed_next).columns[0].values()[0] -%}
             {%- if changed | int > 0 -%}
-                {%- set next_query -%}
-                    select labels.node_key, coalesce(lowered.label, labels.label) as label
-                    from {{ work.labels }} as labels
-                    left join {{ work.changed_next }} as lowered on lowered.node_key = labels.node_key
-                {%- endset -%}
-                {%- do run_query(create_table_as(false, work.next, next_query)) -%}
-                {%- do adapter.drop_relation(work.labels) -%}
-                {%- do adapter.rename_relation(work.next, work.labels) -%}
+                {%- if portable -%}
+                    {#- The Spark path, on any adapter (tests run it on DuckDB). -#}
+                    {%- do default__identity_apply_lowered_labels(work) -%}
+                {%- else -%}
+                    {%- do adapter.dispatch('identity_apply_lowered_labels')(work) -%}
+                {%- endif -%}
             {%- endif -%}
             {%- do adapter.drop_relation(work.changed) -%}
             {%- do adapter.rename_relation(work.changed_next, work.changed) -%}
@@ -216,8 +215,6 @@
         left join {{ work.damaged }} as damaged on damaged.label = labels.label
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.changed_next, labels_query)) -%}
-    {%- do run_query(create_table_as(false, work.labels,
-        "select node_key, label from " ~ work.changed_next)) -%}
     {%- set fresh_query -%}
         select edges.node_key
         from {{ work.edges }} as edges
@@ -227,11 +224,8 @@
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.fresh_edges, fresh_query)) -%}
     {%- set changed_query -%}
-        select node_key, label from {{ work.changed_next }} where restarted
-        union
-        select labels.node_key, labels.label
-        from {{ work.labels }} as labels
-        where labels.node_key in (select node_key from {{ work.fresh_edges }})
+        select node_key, label from {{ work.changed_next }}
+        where restarted or node_key in (select node_key from {{ work.fresh_edges }})
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.changed, changed_query)) -%}
     {%- set counts_query -%}
@@ -241,7 +235,10 @@
             (select count(*) from {{ work.changed_next }} where restarted)
     {%- endset -%}
     {%- set counts = run_query(counts_query).rows[0] -%}
-    {%- for part in [work.next, work.changed_next, work.damaged, work.fresh_edges] -%}
+    {#- The labels table is this one, renamed rather than copied (3.9M rows at 1M customers);
+        its extra `restarted` column is never read. -#}
+    {%- do adapter.rename_relation(work.changed_next, work.labels) -%}
+    {%- for part in [work.next, work.damaged, work.fresh_edges] -%}
         {%- do adapter.drop_relation(part) -%}
     {%- endfor -%}
     {{ log("identity_connected_components: " ~ this.identifier ~ " warm start, "
@@ -268,4 +265,31 @@
         {%- endfor -%}
     {%- endif -%}
     select 1
+{%- endmacro %}
+
+
+{#- One round's lowered labels written into the labels table. Portable form: rewrite the table
+    with the lowered labels swapped in (Spark tables have no UPDATE). DuckDB updates the few
+    changed rows in place, instead of rewriting 3.9M labels per round at 1M customers (2-4 s a
+    round). -#}
+{% macro default__identity_apply_lowered_labels(work) -%}
+    {%- set next_query -%}
+        select labels.node_key, coalesce(lowered.label, labels.label) as label
+        from {{ work.labels }} as labels
+        left join {{ work.changed_next }} as lowered on lowered.node_key = labels.node_key
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.next, next_query)) -%}
+    {%- do adapter.drop_relation(work.labels) -%}
+    {%- do adapter.rename_relation(work.next, work.labels) -%}
+{%- endmacro %}
+
+
+{% macro duckdb__identity_apply_lowered_labels(work) -%}
+    {%- set update_query -%}
+        update {{ work.labels }} as labels
+        set label = lowered.label
+        from {{ work.changed_next }} as lowered
+        where labels.node_key = lowered.node_key
+    {%- endset -%}
+    {%- do run_query(update_query) -%}
 {%- endmacro %}
