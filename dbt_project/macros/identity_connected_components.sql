@@ -133,11 +133,18 @@
 
 
 {% macro identity_component_work_relations() -%}
+    {{- return(identity_component_relations(
+        '__cc_', ['edges', 'labels', 'next', 'changed', 'changed_next', 'fresh_edges', 'damaged'])) -}}
+{%- endmacro %}
+
+
+{#- Tables beside the current model named <model><prefix><part>, by part. -#}
+{% macro identity_component_relations(prefix, parts) -%}
     {%- set ns = {} -%}
-    {%- for part in ['edges', 'labels', 'next', 'changed', 'changed_next', 'fresh_edges', 'damaged'] -%}
+    {%- for part in parts -%}
         {%- do ns.update({part: api.Relation.create(
             database=this.database, schema=this.schema,
-            identifier=this.identifier ~ '__cc_' ~ part, type='table')}) -%}
+            identifier=this.identifier ~ prefix ~ part, type='table')}) -%}
     {%- endfor -%}
     {{- return(ns) -}}
 {%- endmacro %}
@@ -155,13 +162,7 @@
 
 {#- The last successful run's symmetric edges and final labels, kept for the next warm start. -#}
 {% macro identity_component_state_relations() -%}
-    {%- set ns = {} -%}
-    {%- for part in ['edges', 'labels'] -%}
-        {%- do ns.update({part: api.Relation.create(
-            database=this.database, schema=this.schema,
-            identifier=this.identifier ~ '__cc_state_' ~ part, type='table')}) -%}
-    {%- endfor -%}
-    {{- return(ns) -}}
+    {{- return(identity_component_relations('__cc_state_', ['edges', 'labels'])) -}}
 {%- endmacro %}
 
 
