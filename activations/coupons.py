@@ -60,6 +60,60 @@ def ensure_coupons_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _register_checked(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    campaign: str,
+    sends: Sequence[tuple[str, str]],
+    coupon: CouponSpec,
+    secret: str,
+) -> None:
+    """Register the codes of `sends` as `_coupon_batch` and refuse any collision: two sends of
+    the batch with one code, or a code already issued to another send."""
+    batch = pa.table(
+        {
+            "coupon_code": [coupon_code(send_id, secret, coupon.prefix) for send_id, _ in sends],
+            "send_id": [send_id for send_id, _ in sends],
+            "customer_id": [customer_id for _, customer_id in sends],
+        }
+    )
+    con.register("_coupon_batch", batch)
+    [(duplicates,)] = con.execute(
+        "select count(*) - count(distinct coupon_code) from _coupon_batch"
+    ).fetchall()
+    [(clashes,)] = con.execute(
+        f"""
+        select count(*) from _coupon_batch
+        join {SCHEMA}.coupons using (coupon_code)
+        where coupons.send_id <> _coupon_batch.send_id
+        """
+    ).fetchall()
+    if duplicates or clashes:
+        con.unregister("_coupon_batch")
+        raise CouponCollisionError(
+            f"campaign {campaign}: {duplicates + clashes} coupon code collision(s); "
+            "rotate COUPON_SIGNING_SECRET or lengthen the code"
+        )
+
+
+def check_coupons(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    campaign: str,
+    sends: Sequence[tuple[str, str]],
+    coupon: CouponSpec,
+    secret: str,
+) -> int:
+    """What :func:`issue_coupons` would do, without writing: the same collision checks.
+    Returns how many sends would hold a code (every one of them)."""
+    if not sends:
+        return 0
+    ensure_coupons_table(con)
+    _register_checked(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret)
+    con.unregister("_coupon_batch")
+    return len(sends)
+
+
 def issue_coupons(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -81,30 +135,8 @@ def issue_coupons(
     valid_from = now.date()
     valid_until = valid_from + dt.timedelta(days=coupon.valid_days)
     issued_at = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
-    batch = pa.table(
-        {
-            "coupon_code": [coupon_code(send_id, secret, coupon.prefix) for send_id, _ in sends],
-            "send_id": [send_id for send_id, _ in sends],
-            "customer_id": [customer_id for _, customer_id in sends],
-        }
-    )
-    con.register("_coupon_batch", batch)
+    _register_checked(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret)
     try:
-        [(duplicates,)] = con.execute(
-            "select count(*) - count(distinct coupon_code) from _coupon_batch"
-        ).fetchall()
-        [(clashes,)] = con.execute(
-            f"""
-            select count(*) from _coupon_batch
-            join {SCHEMA}.coupons using (coupon_code)
-            where coupons.send_id <> _coupon_batch.send_id
-            """
-        ).fetchall()
-        if duplicates or clashes:
-            raise CouponCollisionError(
-                f"campaign {campaign}: {duplicates + clashes} coupon code collision(s); "
-                "rotate COUPON_SIGNING_SECRET or lengthen the code"
-            )
         # An anti-join, not ON CONFLICT: DuckDB's conflict path is orders of magnitude slower
         # once the table holds rows (seconds per 50k-row batch instead of milliseconds).
         con.execute(

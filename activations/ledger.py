@@ -265,6 +265,41 @@ def record_plan(
     )
 
 
+def _plan_rows(query: str, channel: str) -> str:
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r} is not one of {CHANNELS}")
+    address = normalise_address_sql(channel, "address")
+    # No copy of the plan is made: the checks read only ids and addresses (DuckDB leaves the
+    # context column of `query` uncomputed), and the insert streams the rows, so memory stays
+    # flat however large the audience.
+    return f"""
+        select send_id, campaign, customer_id, occasion, variant, is_holdout,
+               {address} as address, context
+        from ({query})
+    """
+
+
+def _check_plan(
+    con: duckdb.DuckDBPyConnection, plan: str, params: dict[str, Any], channel: str
+) -> None:
+    problem = con.execute(
+        f"""
+        select send_id, campaign,
+               case when count(*) over (partition by send_id) > 1
+                   then 'appears twice in one plan'
+                   else 'needs an address' end
+        from ({plan})
+        qualify count(*) over (partition by send_id) > 1
+            or ($needs_address and not is_holdout and coalesce(address, '') = '')
+        limit 1
+        """,
+        {**params, "needs_address": channel in ("email", "sms")},
+    ).fetchone()
+    if problem:
+        send_id, campaign, what = problem
+        raise ValueError(f"planned send {send_id!r} of campaign {campaign!r} {what}")
+
+
 def record_plan_query(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -279,37 +314,12 @@ def record_plan_query(
     NULL for holdout rows). The same rules hold: one transaction, send_ids already in the
     ledger are left as they are, a send_id twice in one plan or an email/SMS send without an
     address is refused with the send named."""
-    if channel not in CHANNELS:
-        raise ValueError(f"channel {channel!r} is not one of {CHANNELS}")
+    plan = _plan_rows(query, channel)
     ensure_ledger(con)
     now = utc_naive()
-    address = normalise_address_sql(channel, "address")
-    # No copy of the plan is made: the checks read only ids and addresses (DuckDB leaves the
-    # context column of `query` uncomputed), and the insert streams the rows, so memory stays
-    # flat however large the audience.
-    plan = f"""
-        select send_id, campaign, customer_id, occasion, variant, is_holdout,
-               {address} as address, context
-        from ({query})
-    """
     con.execute("begin")
     try:
-        problem = con.execute(
-            f"""
-            select send_id, campaign,
-                   case when count(*) over (partition by send_id) > 1
-                       then 'appears twice in one plan'
-                       else 'needs an address' end
-            from ({plan})
-            qualify count(*) over (partition by send_id) > 1
-                or ($needs_address and not is_holdout and coalesce(address, '') = '')
-            limit 1
-            """,
-            {**params, "needs_address": channel in ("email", "sms")},
-        ).fetchone()
-        if problem:
-            send_id, campaign, what = problem
-            raise ValueError(f"planned send {send_id!r} of campaign {campaign!r} {what}")
+        _check_plan(con, plan, params, channel)
         total, holdout = con.execute(
             f"select count(*), count(*) filter (where is_holdout) from ({plan})", params
         ).fetchone()
@@ -341,6 +351,33 @@ def record_plan_query(
         raise
     return PlanCounts(
         planned_new=int(inserted), already_planned=int(total) - int(inserted), holdout=int(holdout)
+    )
+
+
+def count_plan_query(
+    con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any], *, channel: str
+) -> PlanCounts:
+    """What :func:`record_plan_query` would record, without writing: the same checks (a send_id
+    twice, an email/SMS send without an address) and the same counts, sends already in the
+    ledger counted as already planned. A dry run uses it: recording a 1M-row plan and deleting
+    it again cost 30 s at 1M customers, almost all of it in the ledger's send_id index."""
+    plan = _plan_rows(query, channel)
+    ensure_ledger(con)
+    _check_plan(con, plan, params, channel)
+    total, holdout, already = con.execute(
+        f"""
+        select
+            count(*),
+            count(*) filter (where is_holdout),
+            count(*) filter (where exists (
+                select 1 from {SCHEMA}.sends as s where s.send_id = p.send_id
+            ))
+        from ({plan}) as p
+        """,
+        params,
+    ).fetchone()
+    return PlanCounts(
+        planned_new=int(total) - int(already), already_planned=int(already), holdout=int(holdout)
     )
 
 

@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from activations import ledger
-from activations.coupons import coupon_code, issue_coupons
+from activations.coupons import check_coupons, coupon_code, issue_coupons
 from activations.messages import PlannedSend, SendRow, make_send_id
 from activations.render import Renderer
 from activations.spec import ActivationSettings, Campaign, required_columns
@@ -164,6 +164,7 @@ def plan_campaign(
     settings: ActivationSettings | None = None,
     batch_size: int = BATCH_SIZE,
     samples_per_variant: int = SAMPLES_PER_VARIANT,
+    record: bool = True,
 ) -> PlanReport:
     """Plan `campaign` for `occasion` (run date YYYY-MM-DD for scheduled campaigns; for event
     campaigns a label of this run, each row's own occasion being its trigger_id) and record the
@@ -171,6 +172,10 @@ def plan_campaign(
 
     Renders the sample rows of every variant before recording anything, so a template that
     reads a missing column fails here, with the template and variable named.
+
+    ``record=False`` is a dry run: the plan is checked and counted exactly as it would be
+    recorded (planned_new / already_planned against the ledger, coupon code collisions) but
+    nothing is written; samples carry the codes they would be issued.
     """
     spec = campaign.spec
     settings = settings or ActivationSettings()
@@ -418,18 +423,36 @@ def plan_campaign(
         planned_new = already = coupons = 0
         final_samples: dict[str, PlannedSend] = {}
         sample_ids = {s.send_id for s in samples}
-        if spec.coupon is None:
+        if spec.coupon is None or not record:
             # Nothing per row needs Python: the plan goes to the ledger in one set-based
-            # statement (the samples above already checked send_ids against make_send_id).
-            counts = ledger.record_plan_query(
-                con,
-                run_id,
-                _row_query(plan_table, relation, key, "true", as_ledger_rows=True),
-                {"campaign": campaign.name},
-                channel=spec.channel,
-                planned_at=now,
+            # statement (the samples above already checked send_ids against make_send_id),
+            # or, in a dry run, is checked and counted the same way without being written.
+            rows_query = _row_query(plan_table, relation, key, "true", as_ledger_rows=True)
+            counts = (
+                ledger.record_plan_query(
+                    con,
+                    run_id,
+                    rows_query,
+                    {"campaign": campaign.name},
+                    channel=spec.channel,
+                    planned_at=now,
+                )
+                if record
+                else ledger.count_plan_query(
+                    con, rows_query, {"campaign": campaign.name}, channel=spec.channel
+                )
             )
             planned_new, already = counts.planned_new, counts.already_planned
+            if spec.coupon is not None:
+                coupons = check_coupons(
+                    con,
+                    campaign=campaign.name,
+                    sends=con.execute(
+                        f"select send_id, customer_id from {plan_table}_rows where not is_holdout"
+                    ).fetchall(),
+                    coupon=spec.coupon,
+                    secret=settings.coupon_secret,
+                )
             batches = 0
         for rows in _batches(con, plan_table, relation, key, batches):
             issued: dict[str, tuple[str, dt.date, dt.date]] = {}

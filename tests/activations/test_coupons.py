@@ -9,7 +9,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from activations.coupons import ALPHABET, coupon_code, coupon_redemptions, issue_coupons
+from activations.coupons import (
+    ALPHABET,
+    CouponCollisionError,
+    check_coupons,
+    coupon_code,
+    coupon_redemptions,
+    issue_coupons,
+)
 from activations.messages import make_send_id
 from activations.spec import CouponSpec
 
@@ -63,6 +70,48 @@ def test_codes_are_unique_and_idempotent_on_100k_sends(con: duckdb.DuckDBPyConne
         "select count(*), count(distinct coupon_code), count(distinct issued_at) "
         "from activation.coupons"
     ).fetchone() == (100_000, 100_000, 1)
+
+
+def test_a_code_held_by_another_send_is_refused_by_issue_and_by_the_dry_run_check(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    first = (make_send_id("aud_winback_at_risk", "C000001", "2026-03-02", "default"), "C000001")
+    second = (make_send_id("aud_winback_at_risk", "C000002", "2026-03-02", "default"), "C000002")
+    issue_coupons(
+        con, campaign="aud_winback_at_risk", sends=[first], coupon=COUPON, secret=SECRET, now=NOW
+    )
+    # A code already issued to another send (a truncated code, a reused secret) must not be
+    # handed out twice.
+    con.execute(
+        "update activation.coupons set send_id = 'another-send' where send_id = ?", [first[0]]
+    )
+    for attempt in (
+        lambda sends: check_coupons(
+            con, campaign="aud_winback_at_risk", sends=sends, coupon=COUPON, secret=SECRET
+        ),
+        lambda sends: issue_coupons(
+            con, campaign="aud_winback_at_risk", sends=sends, coupon=COUPON, secret=SECRET, now=NOW
+        ),
+    ):
+        with pytest.raises(CouponCollisionError, match="1 coupon code collision"):
+            attempt([first, second])
+    assert con.execute("select count(*) from activation.coupons").fetchone() == (1,)
+    # Two sends of one batch with one code are refused too.
+    with pytest.raises(CouponCollisionError, match="1 coupon code collision"):
+        check_coupons(
+            con,
+            campaign="aud_winback_at_risk",
+            sends=[second, second],
+            coupon=COUPON,
+            secret=SECRET,
+        )
+    assert (
+        check_coupons(
+            con, campaign="aud_winback_at_risk", sends=[second], coupon=COUPON, secret=SECRET
+        )
+        == 1
+    )
+    assert con.execute("select count(*) from activation.coupons").fetchone() == (1,)
 
 
 def test_redemptions_online_and_in_store(con: duckdb.DuckDBPyConnection) -> None:

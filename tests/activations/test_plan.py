@@ -254,6 +254,65 @@ def test_rerun_of_an_occasion_plans_the_same_messages_after_delivery(
     assert tomorrow.holdout == first.holdout
 
 
+def test_dry_run_counts_what_recording_would_and_writes_nothing(
+    con: duckdb.DuckDBPyConnection, templates: Path
+) -> None:
+    create_customers(con, 400)
+    create_audience(con, "aud_dry", 400)
+    tested = campaign(templates, "aud_dry", holdout_share=0.25)
+    # An earlier run planned the first half of the audience for the same occasion.
+    create_audience(con, "aud_dry_first_half", 200)
+    plan_campaign(
+        con,
+        tested,
+        occasion=DAY,
+        run_id="r0",
+        now=NOW,
+        audience_relation="audiences.aud_dry_first_half",
+    )
+    ledger_before = con.execute("select * from activation.sends order by send_id").fetchall()
+    assert len(ledger_before) == 200
+
+    dry = plan_campaign(con, tested, occasion=DAY, run_id="r1", now=NOW, record=False)
+    assert (
+        con.execute("select * from activation.sends order by send_id").fetchall() == ledger_before
+    )
+    assert (dry.planned_new, dry.already_planned) == (200, 200)
+
+    recorded = plan_campaign(con, tested, occasion=DAY, run_id="r2", now=NOW)
+    assert len(_ledger(con, "aud_dry")) == 400
+    for field in (
+        "audience_rows",
+        "planned",
+        "holdout",
+        "capped",
+        "suppressed",
+        "no_address",
+        "planned_new",
+        "already_planned",
+        "by_variant",
+    ):
+        assert getattr(dry, field) == getattr(recorded, field), field
+    assert [s.send_id for s in dry.samples] == [s.send_id for s in recorded.samples]
+
+
+def test_dry_run_refuses_what_recording_refuses(con: duckdb.DuckDBPyConnection) -> None:
+    ledger.ensure_ledger(con)
+    twice = """
+        select 's1' as send_id, 'c' as campaign, 'C1' as customer_id, 'd' as occasion,
+            'default' as variant, false as is_holdout, 'a@example.com' as address,
+            '{}' as context
+        from range(2)
+    """
+    no_address = twice.replace("'a@example.com'", "null").replace("range(2)", "range(1)")
+    for query, problem in ((twice, "appears twice"), (no_address, "needs an address")):
+        with pytest.raises(ValueError, match=problem):
+            ledger.count_plan_query(con, query, {}, channel="email")
+        with pytest.raises(ValueError, match=problem):
+            ledger.record_plan_query(con, "r1", query, {}, channel="email", planned_at=NOW)
+    assert con.execute("select count(*) from activation.sends").fetchone() == (0,)
+
+
 def test_cooldown_skips_people_this_campaign_contacted_recently(
     con: duckdb.DuckDBPyConnection, templates: Path
 ) -> None:
@@ -416,8 +475,20 @@ def test_coupons_are_issued_to_the_treatment_group_only(
         holdout_share=0.3,
         coupon={"prefix": "WB", "value": "15% off", "valid_days": 14},
     )
+    dry = plan_campaign(con, tested, occasion=DAY, run_id="r0", now=NOW, record=False)
+    assert con.execute("select count(*) from activation.coupons").fetchone() == (0,)
+    assert _ledger(con, "aud_coupon") == {}
     report = plan_campaign(con, tested, occasion=DAY, run_id="r1", now=NOW)
     assert report.coupons_issued == report.planned
+    assert (dry.coupons_issued, dry.planned, dry.planned_new) == (
+        report.coupons_issued,
+        report.planned,
+        report.planned_new,
+    )
+    # The dry run's samples showed the codes the recorded plan issued.
+    assert [s.context["coupon_code"] for s in dry.samples] == [
+        s.context["coupon_code"] for s in report.samples
+    ]
     contexts = con.execute(
         "select is_holdout, context from activation.sends where campaign = 'aud_coupon'"
     ).fetchall()

@@ -158,8 +158,8 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
             f"Plans campaign `{campaign.name}` ({spec.channel}, {_trigger(campaign)}): applies "
             "consent, suppressions, frequency cap, budget, deterministic holdout and variants to "
             "the audience, records every message in `activation.sends` (holdout included) and "
-            "writes HTML previews. In dry-run (the default) the plan is discarded after the "
-            "previews are written."
+            "writes HTML previews. In dry-run (the default) the plan is checked and counted "
+            "the same way and previewed, but no send or coupon is written."
         ),
     )
     def plan(
@@ -179,6 +179,7 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
                 run_id=context.run.run_id,
                 now=_now(),
                 settings=settings,
+                record=settings.mode == "live",
             )
             out = write_previews(
                 con, campaign, report, Path(activation.preview_dir), settings=settings
