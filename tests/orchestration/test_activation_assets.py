@@ -72,6 +72,64 @@ def test_dry_run_pipeline_previews_every_campaign_and_records_no_plan(built) -> 
     assert statuses == {}
 
 
+def test_audience_products_leave_out_purchases_and_put_the_customers_band_first(built) -> None:
+    with duckdb.connect(str(built["warehouse"]), read_only=True) as con:
+        [(rows, customers, recommended)] = con.execute(
+            """
+            select count(*), count(distinct customer_id),
+                count(*) filter (where (customer_id, sku) in (
+                    select (customer_id, sku) from ml.recommendations))
+            from audiences.int_audience_recommendations
+            """
+        ).fetchall()
+        assert rows > 0 and customers > 0 and recommended > 0
+        [(bought,)] = con.execute(
+            """
+            select count(*) from audiences.int_audience_recommendations as r
+            where exists (
+                select 1 from marts.fct_order_lines as l
+                where l.customer_id = r.customer_id and l.sku = r.sku and l.quantity > 0
+            )
+            """
+        ).fetchall()
+        assert bought == 0
+        # Positions run 1..n (n <= 6) per customer, with no sku twice.
+        [(gaps,)] = con.execute(
+            """
+            select count(*) from (
+                select customer_id from audiences.int_audience_recommendations
+                group by customer_id
+                having max(position) <> count(*) or count(distinct sku) <> count(*)
+                    or min(position) <> 1 or count(*) > 6
+            )
+            """
+        ).fetchall()
+        assert gaps == 0
+        # Products in the customer's own price band come before the others, and within a band
+        # class the model's recommendations come first, in the model's rank order.
+        [(misordered,)] = con.execute(
+            """
+            with shown as (
+                select
+                    r.customer_id, r.position,
+                    case when r.price_band = coalesce(c.price_band, 'mid') then 0 else 1 end
+                        as band_class,
+                    m.rank as model_rank
+                from audiences.int_audience_recommendations as r
+                join marts.dim_customers as c using (customer_id)
+                left join ml.recommendations as m using (customer_id, sku)
+            )
+            select count(*) from shown as a
+            join shown as b on a.customer_id = b.customer_id and a.position < b.position
+            where a.band_class > b.band_class
+                or (a.band_class = b.band_class and a.model_rank is null
+                    and b.model_rank is not null)
+                or (a.band_class = b.band_class and a.model_rank > b.model_rank)
+            """
+        ).fetchall()
+        assert misordered == 0
+
+
 def _live_env(mp: pytest.MonkeyPatch, fake_url: str) -> None:
     mp.setenv("ACTIVATION_MODE", "live")
     mp.setenv("SENDGRID_API_KEY", "SG.fake-key")

@@ -62,7 +62,9 @@ overall_best_sellers as (
 
 bought as (
 
-    select distinct customer_id, sku
+    -- No DISTINCT: an anti join only asks whether a match exists, so repeats cost nothing,
+    -- while de-duplicating 9M order lines cost 3 s at 1M customers.
+    select customer_id, sku
     from {{ ref('fct_order_lines') }}
     where customer_id is not null and quantity > 0
 
@@ -78,6 +80,18 @@ candidates as (
 
 ),
 
+unbought as (
+
+    -- An explicit anti join (DuckDB and Spark SQL both spell it so): the NOT EXISTS it
+    -- replaces was planned as a delim join that first de-duplicated all 22M candidates'
+    -- keys. 1M customers, with the DISTINCT above: 23 s -> 13 s for the model, same rows.
+    select candidates.*
+    from candidates
+    anti join bought
+        on bought.customer_id = candidates.customer_id and bought.sku = candidates.sku
+
+),
+
 deduplicated as (
 
     -- One row per (customer, sku), from its best source. A GROUP BY rather than a window:
@@ -87,11 +101,7 @@ deduplicated as (
         customer_id,
         sku,
         min(source_priority * 1000000 + source_rank) as source_order
-    from candidates
-    where not exists (
-        select 1 from bought
-        where bought.customer_id = candidates.customer_id and bought.sku = candidates.sku
-    )
+    from unbought
     group by customer_id, sku
 
 ),
