@@ -208,3 +208,47 @@ def test_dbt_sources_map_to_the_ml_assets() -> None:
         name: dg.AssetKey(["ml", name])
         for name in ("churn_scores", "recommendations", "product_associations")
     }
+
+
+def test_recommendations_check_fails_when_a_bought_product_is_recommended(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    from orchestration.defs.ml import assets as ml
+
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [ml.recommendations, ml.recommendations_exclude_purchases]
+    resources = {
+        "duckdb": DuckDBResource(database=str(warehouse)),
+        "model_store": ml.ModelStore(path=str(tmp_path / "models")),
+    }
+    first = dg.materialize(assets, resources=resources, instance=instance)
+    assert first.success and first.get_asset_check_evaluations()[0].passed
+    as_of = metadata_by_asset(first)["ml/recommendations"]["as_of"]
+    with duckdb.connect(str(warehouse)) as con:
+        # Overwrite one recommendation with a product its customer bought before as_of.
+        customer_id, sku = con.execute(
+            """
+            select lines.customer_id, lines.sku
+            from marts.fct_order_lines as lines
+            join marts.fct_orders as orders using (order_id)
+            where lines.quantity > 0 and orders.is_purchase and not orders.is_cancelled
+                and lines.order_date < ?
+            order by all
+            limit 1
+            """,
+            [as_of],
+        ).fetchone()
+        con.execute(
+            "update ml.recommendations set sku = ? where customer_id = ? and rank = 1",
+            [sku, customer_id],
+        )
+    check_only = dg.materialize(
+        assets,
+        resources=resources,
+        instance=instance,
+        selection=dg.AssetSelection.checks(ml.recommendations_exclude_purchases),
+        raise_on_error=False,
+    )
+    [evaluation] = check_only.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["already_bought"].value == 1
