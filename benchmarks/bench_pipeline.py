@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
+import hashlib
 import json
 import os
 import platform
@@ -799,6 +800,49 @@ def _tree_rss_bytes(root_pid: int) -> int:
     return total
 
 
+def code_version() -> str | None:
+    """The commit the benchmark ran (short hash), "-dirty" when tracked files were changed,
+    None outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if changed else commit
+
+
+def baseline_reusable(results: Path, code: str | None) -> bool:
+    """The scaling ratio compares the same code at two scales: a baseline's results are reused
+    only when they record this very commit. A working tree with changes has no name, so its
+    baseline is always run again."""
+    return (
+        results.exists()
+        and code is not None
+        and not code.endswith("-dirty")
+        and json.loads(results.read_text()).get("code") == code
+    )
+
+
+def generator_fingerprint() -> str:
+    """sha256 (first 16 hex digits) of the demo data generator's source files."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "datagen").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -925,18 +969,33 @@ class Bench:
     # -- data
 
     def ensure_data(self) -> None:
+        """Generate the data, or reuse what an earlier run generated with the same arguments
+        and the same generator code: data from an older generator (a fixed bug, another
+        distribution) would make the figures incomparable without anyone noticing."""
         manifest = self.home / "truth" / "manifest.json"
+        previous = self.home / "generation.json"
         wanted = {
             "customers": self.args.customers,
             "days": self.args.days,
             "seed": self.args.seed,
             "end_date": END_DATE.isoformat(),
         }
+        generator = generator_fingerprint()
         if manifest.exists():
             arguments = json.loads(manifest.read_text()).get("arguments", {})
-            if all(arguments.get(k) == v for k, v in wanted.items()):
-                previous = self.home / "generation.json"
-                record = json.loads(previous.read_text()) if previous.exists() else {}
+            record = json.loads(previous.read_text()) if previous.exists() else {}
+            if not all(arguments.get(k) == v for k, v in wanted.items()):
+                print(
+                    f"generated data in {self.home} has other arguments: regenerating", flush=True
+                )
+            elif record.get("generator_sha256") != generator:
+                print(
+                    f"generated data in {self.home} comes from other generator code "
+                    f"({record.get('generator_sha256') or 'not recorded'}, now {generator}): "
+                    "regenerating",
+                    flush=True,
+                )
+            else:
                 record.update({"phase": "data", "stage": "generation", "reused": True})
                 self.records.append(record)
                 print(f"reusing generated data in {self.home}", flush=True)
@@ -947,7 +1006,7 @@ class Bench:
         )
         if not record["ok"]:
             raise SystemExit(f"generation failed: {record.get('error')}")
-        (self.home / "generation.json").write_text(json.dumps(record))
+        previous.write_text(json.dumps({**record, "generator_sha256": generator}))
 
     def fresh_run_dir(self) -> None:
         if self.run_dir.exists():
@@ -1089,6 +1148,7 @@ class Bench:
             ),
             "wall_seconds": round(time.time() - self.started, 1),
             "machine": machine(),
+            "code": code_version(),
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in self.load_after],
             "raw_rows": self.by_label()
@@ -1194,6 +1254,7 @@ class Bench:
                 "scaling_time_10x_customers",
                 round(full / base["full_build_seconds"], 2),
                 baseline=base["key"],
+                baseline_code=base.get("code"),
                 baseline_full_build_seconds=base["full_build_seconds"],
                 baseline_peak_rss_mb=base.get("peak_rss_mb"),
                 customers_ratio=round(self.args.customers / base["customers"], 2),
@@ -1353,8 +1414,13 @@ def main() -> None:
     if baseline_customers and not args.full_only:
         base_key = f"c{baseline_customers}_d{args.days}_s{args.seed}"
         base_results = args.work / base_key / "results.json"
-        if not base_results.exists():
-            print(f"scaling baseline: running {baseline_customers:,} customers first", flush=True)
+        code = code_version()
+        if not baseline_reusable(base_results, code):
+            print(
+                f"scaling baseline: running {baseline_customers:,} customers first "
+                f"(no results of commit {code} at that scale)",
+                flush=True,
+            )
             base_args = argparse.Namespace(**{**vars(args), "customers": baseline_customers})
             base_args.full_only = True
             base_bench = Bench(base_args)
