@@ -6,7 +6,7 @@ largest single process of the stage (dbt runs as a child of the Dagster process)
 adds up the whole process tree every 0.2 s (Dagster and dbt are alive at the same time).
 
 What runs, on a fresh warehouse under `data/bench/<key>/run/` (landing data is generated once
-per seed and scale, then reused):
+per seed, scale and generator code, then reused):
 
 1. full build over every day but the last: ingestion (`cdp run`'s path), staging + identity
    + customer view, lifecycle marts + triggers, churn model + scores, recommendations,
