@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
@@ -60,16 +61,18 @@ def ensure_coupons_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _register_checked(
+@contextmanager
+def _checked_batch(
     con: duckdb.DuckDBPyConnection,
     *,
     campaign: str,
     sends: Sequence[tuple[str, str]],
     coupon: CouponSpec,
     secret: str,
-) -> None:
-    """Register the codes of `sends` as `_coupon_batch` and refuse any collision: two sends of
-    the batch with one code, or a code already issued to another send."""
+) -> Iterator[None]:
+    """The codes of `sends` registered as `_coupon_batch` while the block runs, once no
+    collision was found: two sends of the batch with one code, or a code already issued to
+    another send."""
     batch = pa.table(
         {
             "coupon_code": [coupon_code(send_id, secret, coupon.prefix) for send_id, _ in sends],
@@ -78,22 +81,25 @@ def _register_checked(
         }
     )
     con.register("_coupon_batch", batch)
-    [(duplicates,)] = con.execute(
-        "select count(*) - count(distinct coupon_code) from _coupon_batch"
-    ).fetchall()
-    [(clashes,)] = con.execute(
-        f"""
-        select count(*) from _coupon_batch
-        join {SCHEMA}.coupons using (coupon_code)
-        where coupons.send_id <> _coupon_batch.send_id
-        """
-    ).fetchall()
-    if duplicates or clashes:
+    try:
+        [(duplicates,)] = con.execute(
+            "select count(*) - count(distinct coupon_code) from _coupon_batch"
+        ).fetchall()
+        [(clashes,)] = con.execute(
+            f"""
+            select count(*) from _coupon_batch
+            join {SCHEMA}.coupons using (coupon_code)
+            where coupons.send_id <> _coupon_batch.send_id
+            """
+        ).fetchall()
+        if duplicates or clashes:
+            raise CouponCollisionError(
+                f"campaign {campaign}: {duplicates + clashes} coupon code collision(s); "
+                "rotate COUPON_SIGNING_SECRET or lengthen the code"
+            )
+        yield
+    finally:
         con.unregister("_coupon_batch")
-        raise CouponCollisionError(
-            f"campaign {campaign}: {duplicates + clashes} coupon code collision(s); "
-            "rotate COUPON_SIGNING_SECRET or lengthen the code"
-        )
 
 
 def check_coupons(
@@ -109,9 +115,8 @@ def check_coupons(
     if not sends:
         return 0
     ensure_coupons_table(con)
-    _register_checked(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret)
-    con.unregister("_coupon_batch")
-    return len(sends)
+    with _checked_batch(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret):
+        return len(sends)
 
 
 def issue_coupons(
@@ -135,8 +140,7 @@ def issue_coupons(
     valid_from = now.date()
     valid_until = valid_from + dt.timedelta(days=coupon.valid_days)
     issued_at = now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
-    _register_checked(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret)
-    try:
+    with _checked_batch(con, campaign=campaign, sends=sends, coupon=coupon, secret=secret):
         # An anti-join, not ON CONFLICT: DuckDB's conflict path is orders of magnitude slower
         # once the table holds rows (seconds per 50k-row batch instead of milliseconds).
         con.execute(
@@ -158,8 +162,6 @@ def issue_coupons(
             join _coupon_batch using (send_id)
             """
         ).fetchall()
-    finally:
-        con.unregister("_coupon_batch")
     return {send_id: (code, start, end) for send_id, code, start, end in rows}
 
 

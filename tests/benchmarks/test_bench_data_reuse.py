@@ -6,22 +6,17 @@ Generation runs for real (a child process, as in `make bench`) at 300 customers 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+
+from tests.benchmarks._load import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench_pipeline() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_pipeline", ROOT / "benchmarks" / "bench_pipeline.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_pipeline")
 
 
 def _bench(module: ModuleType, work: Path) -> object:

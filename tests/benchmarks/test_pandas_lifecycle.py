@@ -10,7 +10,6 @@ Takes under a minute.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,19 +20,14 @@ import duckdb
 import pytest
 
 from orchestration.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from tests.benchmarks._load import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2026, 5, 31)
 
 
 def _pandas_lifecycle() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "pandas_lifecycle", ROOT / "benchmarks" / "pandas_lifecycle.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pandas_lifecycle")
 
 
 @pytest.fixture(scope="module")
