@@ -1,4 +1,5 @@
-"""The incremental order path equals a rebuild from scratch, through what real landings do.
+"""The incremental order and identity paths equal a rebuild from scratch, through what real
+landings do.
 
 A small generated history lands except its last two days and is built by the whole pipeline.
 Then, as in production:
@@ -6,12 +7,15 @@ Then, as in production:
 1. between nightly runs, three days of orders, receipts and lines lands and only the trigger path
    (`tag:trigger_path`, what the `refresh_triggers` job runs) is built: the new orders are
    attributed through last night's identifier map and fire their triggers;
-2. the nightly run: the last day lands together with an order that links two customers (one's
+2. a plain night: those days, an order re-exported on a new day with other identifiers and a
+   new account version land, and every model is built: identity rewrites only the records of
+   the new partitions and recomputes only their identifier pairs;
+3. the nightly run: the last day lands together with an order that links two customers (one's
    email, the other's phone: identity merges them, and the merged-away customer's orders move
    to the survivor), and a day already loaded is landed again with one order removed and one
    cancelled; then every model is built incrementally.
 
-After each step the order tables must equal, row for row, the same models rebuilt with
+After each step the order and identity tables must equal, row for row, the same models rebuilt with
 `--full-refresh` on a copy of the warehouse.
 """
 
@@ -42,6 +46,10 @@ ORDER_MODELS = {
     "marts.fct_order_lines": "refreshed_at",
     # Incremental the same way (re-staged per landing), though not on the trigger path.
     "staging.stg_web__events": None,
+    # The identity graph's raw material: only the records of newly landed partitions are
+    # rewritten, and only their identifier pairs recomputed.
+    "intermediate.int_identity_observations": "refreshed_at",
+    "intermediate.int_identity_edges_deterministic": "refreshed_at",
 }
 REBUILT = [name.split(".")[1] for name in ORDER_MODELS]
 
@@ -202,16 +210,112 @@ def test_trigger_path_attributes_new_orders_and_fires_their_triggers(landed, bet
 
 
 def test_trigger_path_equals_full_refresh(landed, between_nights):
-    # fct_order_lines and the events are not on the trigger path; the nightly run catches up.
+    # fct_order_lines, the events and identity are not on the trigger path; the nightly run
+    # catches up.
     tables = [
-        t for t in ORDER_MODELS if t not in ("marts.fct_order_lines", "staging.stg_web__events")
+        t
+        for t in ORDER_MODELS
+        if t not in ("marts.fct_order_lines", "staging.stg_web__events")
+        and not t.startswith("intermediate.int_identity_")
     ]
     _assert_equals_full_refresh(landed["warehouse"], landed["target"], tables)
 
 
+IDENTITY_MODELS = [t for t in ORDER_MODELS if t.startswith("intermediate.int_identity_")]
+
+
 @pytest.fixture(scope="module")
-def nightly(landed: dict, between_nights: dict) -> dict[str, object]:
-    """Step 2: the last day, a merging order and a re-landed day; the nightly dbt run."""
+def plain_night(landed: dict, between_nights: dict) -> dict[str, object]:
+    """Step 2: a night with nothing landed again: the three days above, an order re-exported on
+    a new day with other identifiers (its old pairs must go) and a new version of an account."""
+    warehouse, target, landing = landed["warehouse"], landed["target"], landed["landing"]
+    new_day = (END + dt.timedelta(days=2)).isoformat()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        # An order that alone links two identifiers: that pair must go with the re-export.
+        order_id, landed_date, pair = con.execute(
+            """
+            select o.order_id, o.landed_date, [e.left_node_key, e.right_node_key]
+            from intermediate.int_identity_edges_deterministic as e
+            inner join intermediate.int_identity_observations as l
+                on l.node_key = e.left_node_key and l.source = 'online_orders'
+            inner join intermediate.int_identity_observations as r
+                on r.node_key = e.right_node_key and r.source = 'online_orders'
+                and r.record_id = l.record_id
+            inner join staging.stg_ecommerce__orders as o on o.order_id = l.record_id
+            where e.record_count = 1 and o.account_id is not null
+            order by o.order_id
+            limit 1
+            """
+        ).fetchone()
+    old_orders = sorted((landing / "online_orders" / landed_date.isoformat()).glob("*.csv.gz"))[0]
+    columns, rows = _read_csv_gz(old_orders)
+    order = next(r for r in rows if r["order_id"] == order_id)
+    order.update(email="reexported.customer@example.com", phone="", device_id="")
+    (landing / "online_orders" / new_day).mkdir(parents=True)
+    _write_csv_gz(landing / "online_orders" / new_day / "orders.csv.gz", columns, [order])
+
+    old_accounts = landing / "accounts" / (END - dt.timedelta(days=20)).isoformat() / "accounts.csv"
+    with old_accounts.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        account_columns, account = list(reader.fieldnames or []), next(reader)
+    account.update(updated_at=f"{new_day}T09:00:00+08:00", email="moved.on@example.com")
+    (landing / "accounts" / new_day).mkdir(parents=True)
+    with (landing / "accounts" / new_day / "accounts.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=account_columns)
+        writer.writeheader()
+        writer.writerow(account)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DAGSTER_HOME", raising=False)
+        _ingest(landing, warehouse)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    log = _dbt(warehouse, target, "run", "--exclude", "path:models/audiences")
+    return {"started": started, "log": log, "order": order, "pair": pair, "account": account}
+
+
+def test_plain_night_rewrites_only_the_touched_identity_rows(landed, plain_night):
+    assert "int_identity_edges_deterministic: rebuilt" not in plain_night["log"]
+    assert "whole sources rewritten" not in plain_night["log"]
+    with duckdb.connect(str(landed["warehouse"]), read_only=True) as con:
+        for table in IDENTITY_MODELS:
+            rewritten, total = con.execute(
+                f"select count(*) filter (where refreshed_at >= ?), count(*) from {table}",
+                [plain_night["started"]],
+            ).fetchone()
+            assert 0 < rewritten < total / 4, table
+        # The re-exported order carries only its new identifiers; the account keeps both emails.
+        order_nodes = con.execute(
+            "select list(node_key order by node_key) from intermediate.int_identity_observations "
+            "where source = 'online_orders' and record_id = ?",
+            [plain_night["order"]["order_id"]],
+        ).fetchone()[0]
+        account_emails = con.execute(
+            "select count(*) from intermediate.int_identity_observations "
+            "where source = 'accounts' and record_id = ? and identifier_type = 'email'",
+            [plain_night["account"]["account_id"]],
+        ).fetchone()[0]
+        lost_pair = con.execute(
+            "select count(*) from intermediate.int_identity_edges_deterministic "
+            "where left_node_key = ? and right_node_key = ?",
+            plain_night["pair"],
+        ).fetchone()[0]
+        unconsumed = con.execute(
+            "select count(*) from intermediate.int_identity_observations__removed"
+        ).fetchone()[0]
+    assert "email:reexported.customer@example.com" in order_nodes
+    assert not any(node.startswith(("phone:", "device_id:")) for node in order_nodes)
+    assert account_emails == 2
+    assert lost_pair == 0
+    assert unconsumed == 0
+
+
+def test_plain_night_equals_full_refresh(landed, plain_night):
+    _assert_equals_full_refresh(landed["warehouse"], landed["target"], list(ORDER_MODELS))
+
+
+@pytest.fixture(scope="module")
+def nightly(landed: dict, between_nights: dict, plain_night: dict) -> dict[str, object]:
+    """Step 3: the last day, a merging order and a re-landed day; the nightly dbt run."""
     warehouse, target, landing = landed["warehouse"], landed["target"], landed["landing"]
     _link_dates(landed["generated"], landing, {END})
     with duckdb.connect(str(warehouse), read_only=True) as con:

@@ -4,11 +4,43 @@
     `sources` is built from one flag per source rather than an ordered listagg: the same sorted
     list without sorting inside each of millions of groups. -#}
 {%- set identity_sources = ['accounts', 'members', 'online_orders', 'pos_transactions', 'web_events'] %}
+{#- Incremental: the pre-hook lists in __touched the pairs of every record rewritten since the
+    last run, as it is now and as it was, and deletes them; they are recomputed here from all
+    records that still hold both identifiers (see macros/incremental_identity.sql). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ identity_edges_prepare(ref('int_identity_observations')) }}",
+        post_hook="{{ identity_edges_finish(ref('int_identity_observations')) }}",
+    )
+}}
+{%- set recompute_touched = not identity_edges_rebuild(ref('int_identity_observations')) %}
 with
 
+{% if recompute_touched -%}
+touched as (
+
+    select * from {{ identity_edges_touched_relation() }}
+
+),
+
+touched_nodes as (
+
+    select left_node_key as node_key from touched
+    union
+    select right_node_key from touched
+
+),
+
+{% endif -%}
 observations as (
 
     select * from {{ ref('int_identity_observations') }}
+    {%- if recompute_touched %}
+    where node_key in (select node_key from touched_nodes)
+    {%- endif %}
 
 ),
 
@@ -26,6 +58,11 @@ pairs_per_source as (
         on left_side.source = right_side.source
         and left_side.record_id = right_side.record_id
         and left_side.node_key < right_side.node_key
+    {%- if recompute_touched %}
+    semi join touched
+        on touched.left_node_key = left_side.node_key
+        and touched.right_node_key = right_side.node_key
+    {%- endif %}
     group by left_side.node_key, right_side.node_key, left_side.source
 
 ),
@@ -43,7 +80,8 @@ final as (
             {%- endfor %}
         ) as sources,
         min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at
+        max(last_seen_at) as last_seen_at,
+        {{ run_started_timestamp() }} as refreshed_at
     from pairs_per_source
     group by left_node_key, right_node_key
 

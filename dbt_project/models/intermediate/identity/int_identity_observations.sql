@@ -2,35 +2,52 @@
 -- Accounts and members are read across all their versions (an old email still identifies
 -- the person); web events are reduced to their distinct (device, account) pairs first,
 -- because they outnumber every other source by far.
+-- Incremental: a run rewrites only the records with a row in a partition landed since the last
+-- one, each from all its staged rows, and logs the rows it replaces for the edges model (see
+-- macros/incremental_identity.sql). A partition landed again rewrites its whole source.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ identity_observations_prepare() }}",
+        post_hook="{{ identity_observations_finish() }}",
+    )
+}}
 with
 
 accounts as (
 
     select * from {{ ref('stg_ecommerce__accounts') }}
+    {{ identity_changed_records_filter('accounts', 'account_id') }}
 
 ),
 
 members as (
 
     select * from {{ ref('stg_loyalty__members') }}
+    {{ identity_changed_records_filter('members', 'member_card_id') }}
 
 ),
 
 orders as (
 
     select * from {{ ref('stg_ecommerce__orders') }}
+    {{ identity_changed_records_filter('online_orders', 'order_id') }}
 
 ),
 
 receipts as (
 
     select * from {{ ref('stg_pos__transactions') }}
+    {{ identity_changed_records_filter('pos_transactions', 'transaction_id') }}
 
 ),
 
 web_events as (
 
     select * from {{ ref('stg_web__events') }}
+    {{ identity_changed_records_filter('web_events', identity_web_pair_id('device_id', 'account_id')) }}
 
 ),
 
@@ -112,7 +129,7 @@ web_rows as (
     -- Both ends of the interval are kept as observations so first/last seen stay exact.
     select
         'web_events' as source,
-        coalesce(device_id, '') || '|' || coalesce(account_id, '') as record_id,
+        {{ identity_web_pair_id('device_id', 'account_id') }} as record_id,
         account_id,
         cast(null as {{ dbt.type_string() }}) as email,
         cast(null as {{ dbt.type_string() }}) as phone,
@@ -123,7 +140,7 @@ web_rows as (
     union all
     select
         'web_events' as source,
-        coalesce(device_id, '') || '|' || coalesce(account_id, '') as record_id,
+        {{ identity_web_pair_id('device_id', 'account_id') }} as record_id,
         account_id,
         cast(null as {{ dbt.type_string() }}) as email,
         cast(null as {{ dbt.type_string() }}) as phone,
@@ -221,7 +238,8 @@ final as (
         identifier_value,
         {{ identity_node_key('identifier_type', 'identifier_value') }} as node_key,
         first_seen_at,
-        last_seen_at
+        last_seen_at,
+        {{ run_started_timestamp() }} as refreshed_at
     from observations
 
 )

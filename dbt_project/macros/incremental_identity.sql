@@ -1,0 +1,308 @@
+{#- The incremental identity path: int_identity_observations rewrites only the source records a
+    night touched, and int_identity_edges_deterministic recomputes only the identifier pairs of
+    those records, old and new.
+
+    Which records a night touched is read off the landing ledger (raw._loaded_files) against a
+    copy of it kept at the end of the last observations run (<observations>__landings):
+    - a partition that is new since (a new day, or a late first export of an old one): the
+      records with a row in it are rewritten, each from all its staged rows (an account from
+      all its versions, a web (device, account) pair from all its events);
+    - a partition landed again since (its latest load differs from the kept one, or it is
+      gone): rows of that source may have vanished without trace, so the whole source is
+      rewritten. That is rare (a corrected export) and still correct, only slower.
+
+    The rows an observations run replaces are appended to a change log
+    (<observations>__removed: source, record_id, node_key, removed_at), so that the edges model
+    can recompute the pairs a record lost. A whole-source rewrite or a full build logs one marker
+    row (record_id null) instead, and the edges model then rebuilds from scratch. The edges
+    model deletes what it consumed in its post-hook. -#}
+
+{#- The observation sources and the raw source each is landed as (the same names). -#}
+{% macro identity_observation_sources() -%}
+    {{ return(['accounts', 'members', 'online_orders', 'pos_transactions', 'web_events']) }}
+{%- endmacro %}
+
+
+{#- Side tables of int_identity_observations, by part, beside `observations` (a relation). -#}
+{% macro identity_observation_side_relations(observations) -%}
+    {%- set ns = {} -%}
+    {%- for part in ['landings', 'changed', 'removed'] -%}
+        {%- do ns.update({part: api.Relation.create(
+            database=observations.database, schema=observations.schema,
+            identifier=observations.identifier ~ '__' ~ part, type='table')}) -%}
+    {%- endfor -%}
+    {{- return(ns) -}}
+{%- endmacro %}
+
+
+{#- Asks the database, not dbt's relation cache: the cache does not see tables that hooks
+    created with run_query earlier in the same run. -#}
+{% macro identity_relation_exists(relation) -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.tables where table_catalog = '" ~ relation.database
+        ~ "' and table_schema = '" ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'"
+    ).columns[0].values()[0] -%}
+    {{- return(found | int > 0) -}}
+{%- endmacro %}
+
+
+{#- The latest load of every partition of the observation sources, from the ledger. -#}
+{% macro identity_partition_loads() -%}
+    select source, partition_date, max(loaded_at) as loaded_at
+    from {{ source('landing', 'loaded_files') }}
+    where source in ('{{ identity_observation_sources() | join("', '") }}')
+    group by source, partition_date
+{%- endmacro %}
+
+
+{#- The record id of a web (device, account) pair, as int_identity_observations writes it. -#}
+{% macro identity_web_pair_id(device_id, account_id) -%}
+    coalesce({{ device_id }}, '') || '|' || coalesce({{ account_id }}, '')
+{%- endmacro %}
+
+
+{#- Filter for a source's rows in an incremental observations run: the records the pre-hook
+    listed in <observations>__changed, or all of them when the source is rewritten whole. -#}
+{% macro identity_changed_records_filter(source_name, record_id_sql) -%}
+    {%- if is_incremental() %}
+    where {{ record_id_sql }} in (
+        select record_id from {{ identity_observation_side_relations(this).changed }}
+        where source = '{{ source_name }}'
+    )
+        or '{{ source_name }}' in (
+            select source from {{ identity_observation_side_relations(this).changed }}
+            where record_id is null
+        )
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Pre-hook of int_identity_observations: lists the records this run rewrites in __changed
+    (record_id null: the whole source), logs their current rows in __removed and deletes them.
+    Without a kept ledger copy (the first run after a full build failed part-way) every source
+    is rewritten. -#}
+{% macro identity_observations_prepare() -%}
+    {%- if execute and is_incremental() -%}
+        {%- set side = identity_observation_side_relations(this) -%}
+        {%- set has_landings = identity_relation_exists(side.landings) -%}
+        {%- set changed_query -%}
+            {%- if has_landings %}
+            with latest as (
+                {{ identity_partition_loads() }}
+            ),
+            kept as (
+                select * from {{ side.landings }}
+            ),
+            relanded_sources as (
+                select distinct kept.source
+                from kept
+                left join latest
+                    on latest.source = kept.source and latest.partition_date = kept.partition_date
+                where latest.loaded_at is null or latest.loaded_at <> kept.loaded_at
+            ),
+            new_partitions as (
+                select latest.source, latest.partition_date
+                from latest
+                left join kept
+                    on kept.source = latest.source and kept.partition_date = latest.partition_date
+                where kept.source is null
+                    and latest.source not in (select source from relanded_sources)
+            ),
+            new_dates as (
+                select source, list(partition_date) as dates from new_partitions group by source
+            )
+            select distinct 'accounts' as source, account_id as record_id
+            from {{ ref('stg_ecommerce__accounts') }}
+            where landed_date in (select unnest(dates) from new_dates where source = 'accounts')
+            union all
+            select distinct 'members', member_card_id
+            from {{ ref('stg_loyalty__members') }}
+            where landed_date in (select unnest(dates) from new_dates where source = 'members')
+            union all
+            select 'online_orders', order_id
+            from {{ ref('stg_ecommerce__orders') }}
+            where landed_date in (select unnest(dates) from new_dates where source = 'online_orders')
+            union all
+            select 'pos_transactions', transaction_id
+            from {{ ref('stg_pos__transactions') }}
+            where landed_date in (select unnest(dates) from new_dates where source = 'pos_transactions')
+            union all
+            select distinct 'web_events', {{ identity_web_pair_id('device_id', 'account_id') }}
+            from {{ ref('stg_web__events') }}
+            where landed_date in (select unnest(dates) from new_dates where source = 'web_events')
+                and (device_id is not null or account_id is not null)
+            union all
+            select source, cast(null as {{ dbt.type_string() }}) from relanded_sources
+            {%- else %}
+            select source, cast(null as {{ dbt.type_string() }}) as record_id
+            from (values ('{{ identity_observation_sources() | join("'), ('") }}')) as sources (source)
+            {%- endif %}
+        {%- endset -%}
+        {%- do run_query(create_table_as(false, side.changed, changed_query)) -%}
+        {%- if not identity_relation_exists(side.removed) -%}
+            {%- do run_query(create_table_as(false, side.removed, identity_removed_marker())) -%}
+        {%- endif -%}
+        {%- set log_query -%}
+            insert into {{ side.removed }} (source, record_id, node_key, removed_at)
+            select stored.source, stored.record_id, stored.node_key, {{ run_started_timestamp() }}
+            from {{ this }} as stored
+            semi join {{ side.changed }} as changed
+                on changed.source = stored.source and changed.record_id = stored.record_id
+            where stored.source not in (select source from {{ side.changed }} where record_id is null)
+            union all
+            select source, null, null, {{ run_started_timestamp() }}
+            from {{ side.changed }} where record_id is null
+        {%- endset -%}
+        {%- do run_query(log_query) -%}
+        {%- set delete_query -%}
+            delete from {{ this }} as stored
+            where stored.source in (select source from {{ side.changed }} where record_id is null)
+                or exists (
+                    select 1 from {{ side.changed }} as changed
+                    where changed.source = stored.source and changed.record_id = stored.record_id
+                )
+        {%- endset -%}
+        {%- do run_query(delete_query) -%}
+        {%- set counts = run_query(
+            "select count(*) filter (where record_id is not null), "
+            ~ "coalesce(string_agg(source, ', ' order by source) filter (where record_id is null), '') "
+            ~ "from " ~ side.changed).rows[0] -%}
+        {{ log("int_identity_observations: " ~ counts[0] ~ " records rewritten"
+            ~ (", whole sources rewritten (a partition landed again): " ~ counts[1] if counts[1] else ""),
+            info=true) }}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+
+{#- One log row saying "everything may have changed": consumers rebuild from scratch. -#}
+{% macro identity_removed_marker() -%}
+    select
+        cast(null as {{ dbt.type_string() }}) as source,
+        cast(null as {{ dbt.type_string() }}) as record_id,
+        cast(null as {{ dbt.type_string() }}) as node_key,
+        {{ run_started_timestamp() }} as removed_at
+{%- endmacro %}
+
+
+{#- Post-hook of int_identity_observations: keeps this run's view of the ledger for the next
+    run; after a full build, starts the change log with a marker (consumers rebuild). -#}
+{% macro identity_observations_finish() -%}
+    {%- if execute -%}
+        {%- set side = identity_observation_side_relations(this) -%}
+        {%- do adapter.drop_relation(side.landings) -%}
+        {%- do run_query(create_table_as(false, side.landings, identity_partition_loads())) -%}
+        {#- __changed exists only when the pre-hook ran incrementally (is_incremental() is
+            true here even after a first build: the table exists by now). -#}
+        {%- if not identity_relation_exists(side.changed) -%}
+            {%- do adapter.drop_relation(side.removed) -%}
+            {%- do run_query(create_table_as(false, side.removed, identity_removed_marker())) -%}
+        {%- endif -%}
+        {%- do adapter.drop_relation(side.changed) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+
+{#- Side tables of int_identity_edges_deterministic: the pairs this run recomputes. -#}
+{% macro identity_edges_touched_relation() -%}
+    {{- return(api.Relation.create(
+        database=this.database, schema=this.schema,
+        identifier=this.identifier ~ '__touched', type='table')) -}}
+{%- endmacro %}
+
+
+{#- Whether int_identity_edges_deterministic must rebuild from scratch: not incremental, or the
+    observations' change log is missing or holds a marker it has not consumed. -#}
+{% macro identity_edges_rebuild(observations) -%}
+    {%- if not is_incremental() -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set removed = identity_observation_side_relations(observations).removed -%}
+    {%- if not identity_relation_exists(removed) -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- set markers = run_query(
+        "select count(*) from " ~ removed ~ " where record_id is null and removed_at > "
+        ~ "(select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) from " ~ this ~ ")"
+    ).columns[0].values()[0] -%}
+    {{- return(markers | int > 0) -}}
+{%- endmacro %}
+
+
+{#- Pre-hook of int_identity_edges_deterministic. Incremental: the pairs of every record
+    rewritten since this model's last run, as it is now and as it was (the change log), go to
+    __touched and are deleted here; the model recomputes them from all records. A rebuild
+    empties the table. -#}
+{% macro identity_edges_prepare(observations) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set touched = identity_edges_touched_relation() -%}
+        {%- do adapter.drop_relation(touched) -%}
+        {%- if identity_edges_rebuild(observations) -%}
+            {%- do run_query("delete from " ~ this) -%}
+            {{ log("int_identity_edges_deterministic: rebuilt (observations built from scratch or a source rewritten whole)", info=true) }}
+        {%- else -%}
+            {%- set removed = identity_observation_side_relations(observations).removed -%}
+            {%- set touched_query -%}
+                with watermark as (
+                    select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) as refreshed_at
+                    from {{ this }}
+                ),
+                rewritten as (
+                    select source, record_id, node_key
+                    from {{ observations }}
+                    where refreshed_at > (select refreshed_at from watermark)
+                ),
+                removed as (
+                    select source, record_id, node_key, removed_at
+                    from {{ removed }}
+                    where record_id is not null
+                        and removed_at > (select refreshed_at from watermark)
+                )
+                select left_side.node_key as left_node_key, right_side.node_key as right_node_key
+                from rewritten as left_side
+                inner join rewritten as right_side
+                    on left_side.source = right_side.source
+                    and left_side.record_id = right_side.record_id
+                    and left_side.node_key < right_side.node_key
+                union
+                select left_side.node_key, right_side.node_key
+                from removed as left_side
+                inner join removed as right_side
+                    on left_side.source = right_side.source
+                    and left_side.record_id = right_side.record_id
+                    and left_side.removed_at = right_side.removed_at
+                    and left_side.node_key < right_side.node_key
+            {%- endset -%}
+            {%- do run_query(create_table_as(false, touched, touched_query)) -%}
+            {%- set delete_query -%}
+                delete from {{ this }} as stored
+                where exists (
+                    select 1 from {{ touched }} as touched
+                    where touched.left_node_key = stored.left_node_key
+                        and touched.right_node_key = stored.right_node_key
+                )
+            {%- endset -%}
+            {%- do run_query(delete_query) -%}
+            {%- set count = run_query("select count(*) from " ~ touched).columns[0].values()[0] -%}
+            {{ log("int_identity_edges_deterministic: " ~ count ~ " identifier pairs recomputed", info=true) }}
+        {%- endif -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+
+{#- Post-hook of int_identity_edges_deterministic: the change log up to this run is consumed. -#}
+{% macro identity_edges_finish(observations) -%}
+    {%- if execute -%}
+        {%- set removed = identity_observation_side_relations(observations).removed -%}
+        {%- if identity_relation_exists(removed) -%}
+            {%- do run_query("delete from " ~ removed ~ " where removed_at <= " ~ run_started_timestamp()) -%}
+        {%- endif -%}
+        {%- do adapter.drop_relation(identity_edges_touched_relation()) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
