@@ -30,7 +30,7 @@
 
     nodes_sql: a query with column node_key. edges_sql: a query with left_node_key,
     right_node_key. Returns the relation holding (node_key, label). -#}
-{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations, warm_start=false, portable=false) -%}
+{% macro identity_connected_components(nodes_sql, edges_sql, max_iterations, warm_start=false, portable=false, delta=none) -%}
     {%- set work = identity_component_work_relations() -%}
     {%- set state = identity_component_state_relations() -%}
     {%- if not execute -%}
@@ -41,6 +41,13 @@
         {%- do adapter.drop_relation(part) -%}
     {%- endfor -%}
 
+    {%- set start = namespace(warm=false, reason='warm start not asked for') -%}
+    {%- if warm_start and delta is not none -%}
+        {%- set start.reason = identity_component_delta_start(nodes_sql, edges_sql, work, state, delta) -%}
+        {%- set start.warm = start.reason == '' -%}
+    {%- endif -%}
+
+    {%- if not start.warm -%}
     {%- set edges_query -%}
         with edges as ({{ edges_sql }})
         select distinct left_node_key as node_key, right_node_key as neighbour_key
@@ -51,10 +58,10 @@
     {%- endset -%}
     {%- do run_query(create_table_as(false, work.edges, edges_query)) -%}
 
-    {%- set start = namespace(warm=false, reason='warm start not asked for') -%}
     {%- if warm_start -%}
         {%- set start.reason = identity_component_warm_start(nodes_sql, work, state) -%}
         {%- set start.warm = start.reason == '' -%}
+    {%- endif -%}
     {%- endif -%}
 
     {%- if not start.warm -%}
@@ -134,7 +141,8 @@
 
 {% macro identity_component_work_relations() -%}
     {{- return(identity_component_relations(
-        '__cc_', ['edges', 'labels', 'next', 'changed', 'changed_next', 'fresh_edges', 'damaged'])) -}}
+        '__cc_', ['edges', 'labels', 'next', 'changed', 'changed_next', 'fresh_edges', 'damaged',
+            'delta_nodes', 'delta_pairs'])) -}}
 {%- endmacro %}
 
 
@@ -293,4 +301,148 @@
         where labels.node_key = lowered.node_key
     {%- endset -%}
     {%- do run_query(update_query) -%}
+{%- endmacro %}
+
+
+{#- Warm start from a known delta, without comparing whole graphs: the caller knows which nodes
+    and which pairs may have changed since the kept state (delta.nodes: a query with node_key;
+    delta.pairs: a query with left_node_key, right_node_key, either order), and only those are
+    checked against nodes_sql / edges_sql and the kept state. The kept edges and labels are
+    then patched in place (DuckDB: DELETE/UPDATE/INSERT) and become the work tables: the
+    components that lost a node or an edge restart from their own keys, new nodes start from
+    theirs, and the restarted nodes, the new nodes and the ends of new edges drive the rounds,
+    exactly as identity_component_warm_start does after its whole-graph comparison. A delta
+    that misses a change gives wrong components, so callers must list every node and pair whose
+    membership may have changed. Returns '' when ready, else why not (the caller starts cold). -#}
+{% macro identity_component_delta_start(nodes_sql, edges_sql, work, state, delta) -%}
+    {%- if flags.FULL_REFRESH -%}
+        {{- return('--full-refresh') -}}
+    {%- endif -%}
+    {%- for part in state.values() -%}
+        {%- if not identity_relation_exists(part) -%}
+            {{- return('no state kept by an earlier run') -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set pairs_query -%}
+        with candidates as (
+            select distinct
+                least(left_node_key, right_node_key) as left_node_key,
+                greatest(left_node_key, right_node_key) as right_node_key
+            from ({{ delta.pairs }}) as c
+            where left_node_key <> right_node_key
+        ),
+        now_edges as (
+            select distinct
+                least(e.left_node_key, e.right_node_key) as left_node_key,
+                greatest(e.left_node_key, e.right_node_key) as right_node_key
+            from ({{ edges_sql }}) as e
+            semi join candidates as c
+                on c.left_node_key = least(e.left_node_key, e.right_node_key)
+                and c.right_node_key = greatest(e.left_node_key, e.right_node_key)
+            where e.left_node_key <> e.right_node_key
+        ),
+        before_edges as (
+            select kept.node_key as left_node_key, kept.neighbour_key as right_node_key
+            from {{ state.edges }} as kept
+            semi join candidates as c
+                on c.left_node_key = kept.node_key and c.right_node_key = kept.neighbour_key
+        )
+        select
+            coalesce(now_edges.left_node_key, before_edges.left_node_key) as left_node_key,
+            coalesce(now_edges.right_node_key, before_edges.right_node_key) as right_node_key,
+            now_edges.left_node_key is not null as is_new
+        from now_edges
+        full outer join before_edges
+            on before_edges.left_node_key = now_edges.left_node_key
+            and before_edges.right_node_key = now_edges.right_node_key
+        where now_edges.left_node_key is null or before_edges.left_node_key is null
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.delta_pairs, pairs_query)) -%}
+    {%- set nodes_query -%}
+        with candidates as (
+            select distinct node_key from ({{ delta.nodes }}) as c
+        ),
+        now_nodes as (
+            select distinct n.node_key
+            from ({{ nodes_sql }}) as n
+            semi join candidates as c on c.node_key = n.node_key
+        ),
+        before_nodes as (
+            select kept.node_key
+            from {{ state.labels }} as kept
+            semi join candidates as c on c.node_key = kept.node_key
+        )
+        select
+            coalesce(now_nodes.node_key, before_nodes.node_key) as node_key,
+            now_nodes.node_key is not null as is_new
+        from now_nodes
+        full outer join before_nodes on before_nodes.node_key = now_nodes.node_key
+        where now_nodes.node_key is null or before_nodes.node_key is null
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.delta_nodes, nodes_query)) -%}
+
+    {#- The kept state becomes the work tables (a failure from here on leaves no state: the
+        next run starts cold). -#}
+    {%- do adapter.rename_relation(state.edges, work.edges) -%}
+    {%- do adapter.rename_relation(state.labels, work.labels) -%}
+    {%- set damaged_query -%}
+        select distinct labels.label
+        from {{ work.labels }} as labels
+        where labels.node_key in (select node_key from {{ work.delta_nodes }} where not is_new)
+            or labels.node_key in (select left_node_key from {{ work.delta_pairs }} where not is_new)
+            or labels.node_key in (select right_node_key from {{ work.delta_pairs }} where not is_new)
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.damaged, damaged_query)) -%}
+    {%- set patch -%}
+        delete from {{ work.edges }} as edges
+        using (
+            select left_node_key as node_key, right_node_key as neighbour_key
+            from {{ work.delta_pairs }} where not is_new
+            union all
+            select right_node_key, left_node_key from {{ work.delta_pairs }} where not is_new
+        ) as lost
+        where edges.node_key = lost.node_key and edges.neighbour_key = lost.neighbour_key;
+        insert into {{ work.edges }} (node_key, neighbour_key)
+        select left_node_key, right_node_key from {{ work.delta_pairs }} where is_new
+        union all
+        select right_node_key, left_node_key from {{ work.delta_pairs }} where is_new;
+        delete from {{ work.labels }}
+        where node_key in (select node_key from {{ work.delta_nodes }} where not is_new);
+        create table {{ work.next }} as
+        select node_key from {{ work.labels }} where label in (select label from {{ work.damaged }});
+        update {{ work.labels }} set label = node_key
+        where label in (select label from {{ work.damaged }}) and label <> node_key;
+        insert into {{ work.labels }} (node_key, label)
+        select node_key, node_key from {{ work.delta_nodes }} where is_new
+    {%- endset -%}
+    {%- for statement in patch.split(';') -%}
+        {%- do run_query(statement) -%}
+    {%- endfor -%}
+    {%- set changed_query -%}
+        select labels.node_key, labels.label
+        from {{ work.labels }} as labels
+        where labels.node_key in (select node_key from {{ work.delta_nodes }} where is_new)
+            or labels.node_key in (select left_node_key from {{ work.delta_pairs }} where is_new)
+            or labels.node_key in (select right_node_key from {{ work.delta_pairs }} where is_new)
+            or labels.node_key in (select node_key from {{ work.next }})
+    {%- endset -%}
+    {%- do run_query(create_table_as(false, work.changed, changed_query)) -%}
+    {%- set counts_query -%}
+        select
+            (select count(*) from {{ work.delta_pairs }} where is_new),
+            (select count(*) from {{ work.delta_pairs }} where not is_new),
+            (select count(*) from {{ work.delta_nodes }} where is_new),
+            (select count(*) from {{ work.delta_nodes }} where not is_new),
+            (select count(*) from {{ work.damaged }}),
+            (select count(*) from {{ work.changed }})
+    {%- endset -%}
+    {%- set counts = run_query(counts_query).rows[0] -%}
+    {%- for part in [work.next, work.damaged, work.delta_nodes, work.delta_pairs] -%}
+        {%- do adapter.drop_relation(part) -%}
+    {%- endfor -%}
+    {{ log("identity_connected_components: " ~ this.identifier ~ " warm start from the delta, "
+        ~ counts[0] ~ " new edges, " ~ counts[1] ~ " lost edges, " ~ counts[2] ~ " new nodes, "
+        ~ counts[3] ~ " lost nodes, " ~ counts[4] ~ " components restarted, "
+        ~ counts[5] ~ " nodes to propagate from", info=true) }}
+    {{- return('') -}}
 {%- endmacro %}

@@ -295,14 +295,136 @@
 {%- endmacro %}
 
 
-{#- Post-hook of int_identity_edges_deterministic: the change log up to this run is consumed. -#}
+{#- The edges model's own change log, beside it: the pairs each run recomputed (touched_at = the
+    run's start; a null pair: rebuilt from scratch), read and emptied by
+    int_identity_components_deterministic. -#}
+{% macro identity_edges_changes_relation(edges) -%}
+    {{- return(api.Relation.create(
+        database=edges.database, schema=edges.schema,
+        identifier=edges.identifier ~ '__changes', type='table')) -}}
+{%- endmacro %}
+
+
+{#- Post-hook of int_identity_edges_deterministic: the recomputed pairs (or a rebuild marker)
+    go to its change log. The observations' change log is emptied by the components model,
+    the last reader (identity_components_keep_delta_state). -#}
 {% macro identity_edges_finish(observations) -%}
     {%- if execute -%}
+        {%- set touched = identity_edges_touched_relation() -%}
+        {%- set changes = identity_edges_changes_relation(this) -%}
+        {%- set marker -%}
+            select
+                cast(null as {{ dbt.type_string() }}) as left_node_key,
+                cast(null as {{ dbt.type_string() }}) as right_node_key,
+                {{ run_started_timestamp() }} as touched_at
+        {%- endset -%}
+        {%- if not identity_relation_exists(changes) -%}
+            {%- do run_query(create_table_as(false, changes, marker)) -%}
+        {%- elif identity_relation_exists(touched) -%}
+            {%- do run_query("insert into " ~ changes ~ " select left_node_key, right_node_key, "
+                ~ run_started_timestamp() ~ " from " ~ touched) -%}
+        {%- else -%}
+            {%- do run_query("insert into " ~ changes ~ " " ~ marker) -%}
+        {%- endif -%}
+        {%- do adapter.drop_relation(touched) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+
+{#- State int_identity_components_deterministic keeps for its next delta start, beside it: when
+    it last ran, and the shared identifiers it left out then. -#}
+{% macro identity_components_delta_state_relations() -%}
+    {{- return(identity_component_relations('__cc_state_', ['run', 'shared'])) -}}
+{%- endmacro %}
+
+
+{#- What int_identity_components_deterministic gives identity_connected_components as its delta
+    (see identity_component_delta_start), or none when only a whole-graph comparison is safe:
+    not on DuckDB, no kept delta state, or a change log missing or holding a rebuild marker
+    since the last run. Candidate nodes: those of observation rows rewritten or removed since,
+    and the identifiers that became or stopped being shared. Candidate pairs: those the edges
+    model recomputed since, the kept edges of newly shared identifiers and the edges of those
+    no longer shared. -#}
+{% macro identity_components_delta(observations, edges, shared) -%}
+    {%- if not execute or adapter.type() != 'duckdb' or flags.FULL_REFRESH -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set kept = identity_components_delta_state_relations() -%}
+    {%- set state = identity_component_state_relations() -%}
+    {%- set removed = identity_observation_side_relations(observations).removed -%}
+    {%- set changes = identity_edges_changes_relation(edges) -%}
+    {%- for part in [kept.run, kept.shared, state.edges, removed, changes] -%}
+        {%- if not identity_relation_exists(part) -%}
+            {{- return(none) -}}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set since = run_query("select max(run_started) from " ~ kept.run).columns[0].values()[0] -%}
+    {%- if since is none -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set since_sql = "cast('" ~ since ~ "' as timestamp)" -%}
+    {%- set markers = run_query(
+        "select (select count(*) from " ~ removed ~ " where record_id is null and removed_at > " ~ since_sql
+        ~ ") + (select count(*) from " ~ changes ~ " where left_node_key is null and touched_at > " ~ since_sql ~ ")"
+    ).columns[0].values()[0] -%}
+    {%- if markers | int > 0 -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set newly_shared -%}
+        select node_key from {{ shared }}
+        where node_key not in (select node_key from {{ kept.shared }})
+    {%- endset -%}
+    {%- set no_longer_shared -%}
+        select node_key from {{ kept.shared }}
+        where node_key not in (select node_key from {{ shared }})
+    {%- endset -%}
+    {%- set nodes -%}
+        select node_key from {{ observations }} where refreshed_at > {{ since_sql }}
+        union all
+        select node_key from {{ removed }} where record_id is not null and removed_at > {{ since_sql }}
+        union all
+        {{ newly_shared }}
+        union all
+        {{ no_longer_shared }}
+    {%- endset -%}
+    {%- set pairs -%}
+        select left_node_key, right_node_key from {{ changes }}
+        where left_node_key is not null and touched_at > {{ since_sql }}
+        union all
+        select node_key, neighbour_key from {{ state.edges }}
+        where node_key in ({{ newly_shared }})
+        union all
+        select left_node_key, right_node_key from {{ edges }}
+        where left_node_key in ({{ no_longer_shared }}) or right_node_key in ({{ no_longer_shared }})
+    {%- endset -%}
+    {{- return({'nodes': nodes, 'pairs': pairs}) -}}
+{%- endmacro %}
+
+
+{#- Post-hook of int_identity_components_deterministic, after identity_keep_component_state:
+    keeps when this run happened and the shared identifiers it left out, and empties the change
+    logs it has read. Observation rows removed after the edges model's last recompute stay for
+    it. -#}
+{% macro identity_components_keep_delta_state(observations, edges, shared) -%}
+    {%- if execute -%}
+        {%- set kept = identity_components_delta_state_relations() -%}
+        {%- do adapter.drop_relation(kept.run) -%}
+        {%- do adapter.drop_relation(kept.shared) -%}
+        {%- do run_query(create_table_as(false, kept.run,
+            "select " ~ run_started_timestamp() ~ " as run_started")) -%}
+        {%- do run_query(create_table_as(false, kept.shared,
+            "select distinct node_key from " ~ shared)) -%}
         {%- set removed = identity_observation_side_relations(observations).removed -%}
         {%- if identity_relation_exists(removed) -%}
-            {%- do run_query("delete from " ~ removed ~ " where removed_at <= " ~ run_started_timestamp()) -%}
+            {%- do run_query("delete from " ~ removed ~ " where removed_at <= least("
+                ~ run_started_timestamp() ~ ", (select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) from "
+                ~ edges ~ "))") -%}
         {%- endif -%}
-        {%- do adapter.drop_relation(identity_edges_touched_relation()) -%}
+        {%- set changes = identity_edges_changes_relation(edges) -%}
+        {%- if identity_relation_exists(changes) -%}
+            {%- do run_query("delete from " ~ changes ~ " where touched_at <= " ~ run_started_timestamp()) -%}
+        {%- endif -%}
     {%- endif -%}
     select 1
 {%- endmacro %}

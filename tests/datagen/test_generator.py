@@ -308,7 +308,10 @@ def test_no_day_collects_the_future_horizons_web_sessions(run):
     # Browse and anonymous sessions are drawn over the calendar plus the future horizon; the
     # ones after the last landed day must be dropped, not piled onto it.
     counts = pd.Series(
-        {p.name: sum(len(_read(f)) for f in p.iterdir()) for p in (run.landing_dir / "web_events").iterdir()}
+        {
+            p.name: sum(len(_read(f)) for f in p.iterdir())
+            for p in (run.landing_dir / "web_events").iterdir()
+        }
     ).sort_index()
     assert counts.index[-1] == END.isoformat()
     # Promotion days legitimately peak (11.11 is 7x the median); the last day is an ordinary one.

@@ -242,3 +242,76 @@ def test_warm_start_from_the_last_runs_labels_equals_union_find_as_the_graph_gro
     assert "cold start (--full-refresh)" in fifth
     assert _labels(warehouse)[0] == _expected(fewer, sparse)
     assert _labels(warehouse)[1] == ["components__cc_state_edges", "components__cc_state_labels"]
+
+
+DELTA_MODEL = """
+{{ config(materialized='table', post_hook="{{ identity_keep_component_state() }}") }}
+{%- set labels = identity_connected_components(
+    "select node_key from main.graph_nodes",
+    "select left_node_key, right_node_key from main.graph_edges",
+    100, warm_start=true,
+    delta={'nodes': 'select node_key from main.delta_nodes',
+           'pairs': 'select left_node_key, right_node_key from main.delta_pairs'}) %}
+select node_key, label from {{ labels }}
+"""
+
+
+def _load_delta(
+    warehouse: Path,
+    before: tuple[list[str], list[tuple[str, str]]],
+    after: tuple[list[str], list[tuple[str, str]]],
+    rng: random.Random,
+) -> None:
+    """What the identity models' change logs give: every node and pair whose presence changed
+    (pairs in either order), plus unchanged ones that were rewritten to the same thing."""
+    changed_nodes = set(before[0]) ^ set(after[0])
+    key = lambda edge: tuple(sorted(edge))  # noqa: E731
+    changed_pairs = {key(e) for e in before[1]} ^ {key(e) for e in after[1]}
+    nodes = sorted(changed_nodes) + rng.sample(after[0], 5)
+    pairs = [p[::-1] if rng.random() < 0.5 else p for p in sorted(changed_pairs)]
+    pairs += rng.sample(after[1], min(5, len(after[1])))
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create or replace table main.delta_nodes (node_key varchar)")
+        con.executemany("insert into main.delta_nodes values (?)", [(n,) for n in nodes])
+        con.execute(
+            "create or replace table main.delta_pairs (left_node_key varchar, right_node_key varchar)"
+        )
+        con.executemany("insert into main.delta_pairs values (?, ?)", pairs)
+
+
+def test_warm_start_from_a_delta_equals_union_find_as_the_graph_grows_and_shrinks(
+    tmp_path: Path,
+) -> None:
+    project, warehouse = _project(tmp_path, DELTA_MODEL)
+    shutil.copy(DBT_PROJECT_DIR / "macros" / "incremental_identity.sql", project / "macros")
+    rng = random.Random(11)
+    nodes, edges = _graph(seed=5)
+    _load_graph(warehouse, nodes, edges)
+    _load_delta(warehouse, ([], []), (nodes, edges), rng)
+    assert "cold start (no state kept by an earlier run)" in _run(project)
+    assert _labels(warehouse)[0] == _expected(nodes, edges)
+
+    grown = _grow(nodes, edges, seed=8)
+    cut = (grown[0], [edge for edge in grown[1] if edge != ("a0149", "a0150")])
+    fewer = [node for node in grown[0] if node != "c0007"]
+    mixed_edges = [e for e in cut[1] if "c0007" not in e and e != ("e010", "e011")]
+    mixed_edges += [tuple(rng.sample(fewer, 2)) for _ in range(25)]
+    mixed = (fewer, mixed_edges)
+    shattered = (fewer, [e for e in mixed_edges if rng.random() < 0.3])
+    previous = (nodes, edges)
+    for step, graph in [
+        ("grown", grown),
+        ("unchanged", grown),
+        ("cut", cut),
+        ("mixed", mixed),
+        ("shattered", shattered),
+    ]:
+        _load_graph(warehouse, *graph)
+        _load_delta(warehouse, previous, graph, rng)
+        log = _run(project)
+        assert "warm start from the delta" in log, step
+        labels, leftovers = _labels(warehouse)
+        assert labels == _expected(*graph), step
+        assert leftovers == ["components__cc_state_edges", "components__cc_state_labels"], step
+        previous = graph
+    assert "0 lost edges, 0 new nodes, 0 lost nodes, 0 components restarted" not in log
