@@ -3,7 +3,9 @@
 A throwaway dbt project holds a copy of the real macro file and one model that calls it on
 tables written here: long chains (many rounds, pointer jumping), chains numbered against the
 grain of the labels, stars, cycles, isolated nodes and edges to nodes outside the node set.
-Components are checked against a union-find in Python, and the work tables must be gone.
+Components are checked against a union-find in Python, and the work tables must be gone. The
+warm-start test builds two models per run: one compares the whole graph with the kept one, the
+other is given the delta (what the identity change logs give the real model).
 """
 
 from __future__ import annotations
@@ -96,14 +98,15 @@ select node_key, label from {{ labels }}
 """
 
 
-def _project(tmp_path: Path, model: str) -> tuple[Path, Path]:
+def _project(tmp_path: Path, model: str, **other_models: str) -> tuple[Path, Path]:
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "macros").mkdir()
-    shutil.copy(
-        DBT_PROJECT_DIR / "macros" / "identity_connected_components.sql", project / "macros"
-    )
+    for macros in ("identity_connected_components.sql", "incremental_identity.sql"):
+        shutil.copy(DBT_PROJECT_DIR / "macros" / macros, project / "macros")
     (project / "models" / "components.sql").write_text(model)
+    for name, sql in other_models.items():
+        (project / "models" / f"{name}.sql").write_text(sql)
     (project / "dbt_project.yml").write_text(
         "name: components_test\nversion: '1.0'\nprofile: components_test\n"
         "model-paths: [models]\nmacro-paths: [macros]\n"
@@ -139,9 +142,9 @@ def _run(project: Path, *args: str) -> str:
     return result.stdout
 
 
-def _labels(warehouse: Path) -> tuple[dict[str, str], list[str]]:
+def _labels(warehouse: Path, model: str = "components") -> tuple[dict[str, str], list[str]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        labels = dict(con.execute("select node_key, label from main.components").fetchall())
+        labels = dict(con.execute(f"select node_key, label from main.{model}").fetchall())
         leftovers = con.execute(
             "select table_name from information_schema.tables where table_name like '%__cc_%' "
             "order by table_name"
@@ -185,65 +188,6 @@ def _grow(nodes: list[str], edges: list[tuple[str, str]], seed: int):
     return grown_nodes, grown_edges
 
 
-def test_warm_start_from_the_last_runs_labels_equals_union_find_as_the_graph_grows_and_shrinks(
-    tmp_path: Path,
-) -> None:
-    project, warehouse = _project(tmp_path, WARM_MODEL)
-    nodes, edges = _graph(seed=5)
-    _load_graph(warehouse, nodes, edges)
-    first = _run(project)
-    assert "cold start (no state kept by an earlier run)" in first
-    labels, leftovers = _labels(warehouse)
-    assert labels == _expected(nodes, edges)
-    # Only the state for the next run is left behind.
-    assert leftovers == ["components__cc_state_edges", "components__cc_state_labels"]
-
-    # The graph only grew: warm start, same components as union-find on the whole graph.
-    grown_nodes, grown_edges = _grow(nodes, edges, seed=8)
-    _load_graph(warehouse, grown_nodes, grown_edges)
-    second = _run(project)
-    assert "warm start" in second and "cold start" not in second
-    labels, _ = _labels(warehouse)
-    expected = _expected(grown_nodes, grown_edges)
-    assert labels == expected
-    assert labels != _expected(grown_nodes, edges)  # the new edges did merge components
-
-    # Nothing new: warm, one round, unchanged.
-    unchanged = _run(project)
-    assert "warm start, 0 new edges" in unchanged and "converged in 1 rounds" in unchanged
-    assert _labels(warehouse)[0] == expected
-
-    # An edge is gone (a chain cut in two): that component may have split, so its nodes
-    # restart from their own keys; the other components keep their labels.
-    cut = [edge for edge in grown_edges if edge != ("a0149", "a0150")]
-    _load_graph(warehouse, grown_nodes, cut)
-    third = _run(project)
-    assert "warm start, 0 new edges, 1 components that lost a node or edge" in third
-    assert _labels(warehouse)[0] == _expected(grown_nodes, cut)
-
-    # The same night loses a node and an edge elsewhere and gains edges: all at once.
-    rng = random.Random(9)
-    fewer = [node for node in grown_nodes if node != "c0007"]
-    mixed = [e for e in cut if "c0007" not in e and e != ("e010", "e011")]
-    mixed += [tuple(rng.sample(fewer, 2)) for _ in range(25)]
-    _load_graph(warehouse, fewer, mixed)
-    fourth = _run(project)
-    assert "warm start, " in fourth and "cold start" not in fourth
-    assert _labels(warehouse)[0] == _expected(fewer, mixed)
-
-    # A shattered graph (every chain edge gone) restarts nearly everything and still agrees.
-    sparse = [e for e in mixed if rng.random() < 0.3]
-    _load_graph(warehouse, fewer, sparse)
-    assert "warm start, 0 new edges" in _run(project)
-    assert _labels(warehouse)[0] == _expected(fewer, sparse)
-
-    # --full-refresh always starts cold.
-    fifth = _run(project, "--full-refresh")
-    assert "cold start (--full-refresh)" in fifth
-    assert _labels(warehouse)[0] == _expected(fewer, sparse)
-    assert _labels(warehouse)[1] == ["components__cc_state_edges", "components__cc_state_labels"]
-
-
 DELTA_MODEL = """
 {{ config(materialized='table', post_hook="{{ identity_keep_component_state() }}") }}
 {%- set labels = identity_connected_components(
@@ -279,39 +223,72 @@ def _load_delta(
         con.executemany("insert into main.delta_pairs values (?, ?)", pairs)
 
 
-def test_warm_start_from_a_delta_equals_union_find_as_the_graph_grows_and_shrinks(
+STATE = ["components__cc_state_edges", "components__cc_state_labels"]
+DELTA_STATE = ["components_delta__cc_state_edges", "components_delta__cc_state_labels"]
+
+
+def test_warm_start_from_the_last_runs_labels_equals_union_find_as_the_graph_grows_and_shrinks(
     tmp_path: Path,
 ) -> None:
-    project, warehouse = _project(tmp_path, DELTA_MODEL)
-    shutil.copy(DBT_PROJECT_DIR / "macros" / "incremental_identity.sql", project / "macros")
-    rng = random.Random(11)
-    nodes, edges = _graph(seed=5)
-    _load_graph(warehouse, nodes, edges)
-    _load_delta(warehouse, ([], []), (nodes, edges), rng)
-    assert "cold start (no state kept by an earlier run)" in _run(project)
-    assert _labels(warehouse)[0] == _expected(nodes, edges)
+    """Two models in each dbt run: `components` compares the whole graph with the kept one,
+    `components_delta` is told what changed (as the identity change logs tell it)."""
+    project, warehouse = _project(tmp_path, WARM_MODEL, components_delta=DELTA_MODEL)
+    delta_rng = random.Random(11)
+    previous: tuple[list[str], list[tuple[str, str]]] = ([], [])
 
-    grown = _grow(nodes, edges, seed=8)
-    cut = (grown[0], [edge for edge in grown[1] if edge != ("a0149", "a0150")])
-    fewer = [node for node in grown[0] if node != "c0007"]
-    mixed_edges = [e for e in cut[1] if "c0007" not in e and e != ("e010", "e011")]
-    mixed_edges += [tuple(rng.sample(fewer, 2)) for _ in range(25)]
-    mixed = (fewer, mixed_edges)
-    shattered = (fewer, [e for e in mixed_edges if rng.random() < 0.3])
-    previous = (nodes, edges)
-    for step, graph in [
-        ("grown", grown),
-        ("unchanged", grown),
-        ("cut", cut),
-        ("mixed", mixed),
-        ("shattered", shattered),
-    ]:
-        _load_graph(warehouse, *graph)
-        _load_delta(warehouse, previous, graph, rng)
-        log = _run(project)
-        assert "warm start from the delta" in log, step
-        labels, leftovers = _labels(warehouse)
-        assert labels == _expected(*graph), step
-        assert leftovers == ["components__cc_state_edges", "components__cc_state_labels"], step
-        previous = graph
-    assert "0 lost edges, 0 new nodes, 0 lost nodes, 0 components restarted" not in log
+    def night(nodes: list[str], edges: list[tuple[str, str]], *args: str) -> str:
+        nonlocal previous
+        _load_graph(warehouse, nodes, edges)
+        _load_delta(warehouse, previous, (nodes, edges), delta_rng)
+        log = _run(project, *args)
+        expected = _expected(nodes, edges)
+        assert _labels(warehouse)[0] == expected
+        assert _labels(warehouse, "components_delta")[0] == expected
+        # Only the state for the next run is left behind.
+        assert _labels(warehouse)[1] == STATE + DELTA_STATE
+        previous = (nodes, edges)
+        return log
+
+    nodes, edges = _graph(seed=5)
+    first = night(nodes, edges)
+    assert "components cold start (no state kept by an earlier run)" in first
+    assert "components_delta cold start (no state kept by an earlier run)" in first
+
+    # The graph only grew: warm start, same components as union-find on the whole graph.
+    grown_nodes, grown_edges = _grow(nodes, edges, seed=8)
+    second = night(grown_nodes, grown_edges)
+    assert "components warm start, " in second and "cold start" not in second
+    assert "components_delta warm start from the delta" in second
+    # the new edges did merge components
+    assert _labels(warehouse)[0] != _expected(grown_nodes, edges)
+
+    # Nothing new: warm, one round, unchanged.
+    unchanged = night(grown_nodes, grown_edges)
+    assert "components warm start, 0 new edges" in unchanged
+    assert "components converged in 1 rounds" in unchanged
+    assert "components_delta warm start from the delta, 0 new edges, 0 lost edges" in unchanged
+
+    # An edge is gone (a chain cut in two): that component may have split, so its nodes
+    # restart from their own keys; the other components keep their labels.
+    cut = [edge for edge in grown_edges if edge != ("a0149", "a0150")]
+    third = night(grown_nodes, cut)
+    assert "components warm start, 0 new edges, 1 components that lost a node or edge" in third
+    assert "0 new edges, 1 lost edges, 0 new nodes, 0 lost nodes, 1 components restarted" in third
+
+    # The same night loses a node and an edge elsewhere and gains edges: all at once.
+    rng = random.Random(9)
+    fewer = [node for node in grown_nodes if node != "c0007"]
+    mixed = [e for e in cut if "c0007" not in e and e != ("e010", "e011")]
+    mixed += [tuple(rng.sample(fewer, 2)) for _ in range(25)]
+    fourth = night(fewer, mixed)
+    assert "components warm start, " in fourth and "cold start" not in fourth
+    assert "components_delta warm start from the delta" in fourth
+
+    # A shattered graph (every chain edge gone) restarts nearly everything and still agrees.
+    sparse = [e for e in mixed if rng.random() < 0.3]
+    assert "components warm start, 0 new edges" in night(fewer, sparse)
+
+    # --full-refresh always starts cold.
+    fifth = night(fewer, sparse, "--full-refresh")
+    assert "components cold start (--full-refresh)" in fifth
+    assert "components_delta cold start (--full-refresh)" in fifth
