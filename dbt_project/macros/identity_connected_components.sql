@@ -146,13 +146,14 @@
 {%- endmacro %}
 
 
-{#- Tables beside the current model named <model><prefix><part>, by part. -#}
-{% macro identity_component_relations(prefix, parts) -%}
+{#- Tables beside a model (default: the current one) named <model><prefix><part>, by part. -#}
+{% macro identity_component_relations(prefix, parts, beside=none) -%}
+    {%- set model = beside if beside is not none else this -%}
     {%- set ns = {} -%}
     {%- for part in parts -%}
         {%- do ns.update({part: api.Relation.create(
-            database=this.database, schema=this.schema,
-            identifier=this.identifier ~ prefix ~ part, type='table')}) -%}
+            database=model.database, schema=model.schema,
+            identifier=model.identifier ~ prefix ~ part, type='table')}) -%}
     {%- endfor -%}
     {{- return(ns) -}}
 {%- endmacro %}

@@ -25,13 +25,7 @@
 
 {#- Side tables of int_identity_observations, by part, beside `observations` (a relation). -#}
 {% macro identity_observation_side_relations(observations) -%}
-    {%- set ns = {} -%}
-    {%- for part in ['landings', 'changed', 'removed'] -%}
-        {%- do ns.update({part: api.Relation.create(
-            database=observations.database, schema=observations.schema,
-            identifier=observations.identifier ~ '__' ~ part, type='table')}) -%}
-    {%- endfor -%}
-    {{- return(ns) -}}
+    {{- return(identity_component_relations('__', ['landings', 'changed', 'removed'], beside=observations)) -}}
 {%- endmacro %}
 
 
@@ -206,9 +200,7 @@
 
 {#- Side tables of int_identity_edges_deterministic: the pairs this run recomputes. -#}
 {% macro identity_edges_touched_relation() -%}
-    {{- return(api.Relation.create(
-        database=this.database, schema=this.schema,
-        identifier=this.identifier ~ '__touched', type='table')) -}}
+    {{- return(identity_component_relations('__', ['touched']).touched) -}}
 {%- endmacro %}
 
 
@@ -227,7 +219,7 @@
     {%- endif -%}
     {%- set markers = run_query(
         "select count(*) from " ~ removed ~ " where record_id is null and removed_at > "
-        ~ "(select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) from " ~ this ~ ")"
+        ~ incremental_watermark('refreshed_at')
     ).columns[0].values()[0] -%}
     {{- return(markers | int > 0) -}}
 {%- endmacro %}
@@ -248,8 +240,7 @@
             {%- set removed = identity_observation_side_relations(observations).removed -%}
             {%- set touched_query -%}
                 with watermark as (
-                    select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) as refreshed_at
-                    from {{ this }}
+                    select {{ incremental_watermark('refreshed_at') }} as refreshed_at
                 ),
                 rewritten as (
                     select source, record_id, node_key
@@ -299,9 +290,7 @@
     run's start; a null pair: rebuilt from scratch), read and emptied by
     int_identity_components_deterministic. -#}
 {% macro identity_edges_changes_relation(edges) -%}
-    {{- return(api.Relation.create(
-        database=edges.database, schema=edges.schema,
-        identifier=edges.identifier ~ '__changes', type='table')) -}}
+    {{- return(identity_component_relations('__', ['changes'], beside=edges).changes) -}}
 {%- endmacro %}
 
 
@@ -418,8 +407,7 @@
         {%- set removed = identity_observation_side_relations(observations).removed -%}
         {%- if identity_relation_exists(removed) -%}
             {%- do run_query("delete from " ~ removed ~ " where removed_at <= least("
-                ~ run_started_timestamp() ~ ", (select coalesce(max(refreshed_at), cast('1900-01-01' as timestamp)) from "
-                ~ edges ~ "))") -%}
+                ~ run_started_timestamp() ~ ", " ~ incremental_watermark('refreshed_at', edges) ~ ")") -%}
         {%- endif -%}
         {%- set changes = identity_edges_changes_relation(edges) -%}
         {%- if identity_relation_exists(changes) -%}

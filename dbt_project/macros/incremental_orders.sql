@@ -9,9 +9,10 @@
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endmacro %}
 
-{#- The latest value of `column` in this incremental model, or the dawn of time when empty. -#}
-{% macro incremental_watermark(column) -%}
-    (select coalesce(max({{ column }}), cast('1900-01-01' as {{ dbt.type_timestamp() }})) from {{ this }})
+{#- The latest value of `column` in this incremental model (or in `relation`), or the dawn of
+    time when empty. -#}
+{% macro incremental_watermark(column, relation=none) -%}
+    (select coalesce(max({{ column }}), cast('1900-01-01' as {{ dbt.type_timestamp() }})) from {{ relation if relation is not none else this }})
 {%- endmacro %}
 
 {#- Which raw source each `source` value of the order models comes from. -#}

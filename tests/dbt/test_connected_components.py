@@ -119,14 +119,23 @@ def _project(tmp_path: Path, model: str, **other_models: str) -> tuple[Path, Pat
     return project, warehouse
 
 
-def _load_graph(warehouse: Path, nodes: list[str], edges: list[tuple[str, str]]) -> None:
+def _write_graph(
+    warehouse: Path, tables: tuple[str, str], nodes: list[str], edges: list[tuple[str, str]]
+) -> None:
+    """Tables main.<nodes table> (node_key) and main.<pairs table> (left, right node keys)."""
+    nodes_table, pairs_table = tables
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("create or replace table main.graph_nodes (node_key varchar)")
-        con.executemany("insert into main.graph_nodes values (?)", [(n,) for n in nodes])
+        con.execute(f"create or replace table main.{nodes_table} (node_key varchar)")
+        con.executemany(f"insert into main.{nodes_table} values (?)", [(n,) for n in nodes])
         con.execute(
-            "create or replace table main.graph_edges (left_node_key varchar, right_node_key varchar)"
+            f"create or replace table main.{pairs_table} "
+            "(left_node_key varchar, right_node_key varchar)"
         )
-        con.executemany("insert into main.graph_edges values (?, ?)", edges)
+        con.executemany(f"insert into main.{pairs_table} values (?, ?)", edges)
+
+
+def _load_graph(warehouse: Path, nodes: list[str], edges: list[tuple[str, str]]) -> None:
+    _write_graph(warehouse, ("graph_nodes", "graph_edges"), nodes, edges)
 
 
 def _run(project: Path, *args: str) -> str:
@@ -214,13 +223,7 @@ def _load_delta(
     nodes = sorted(changed_nodes) + rng.sample(after[0], 5)
     pairs = [p[::-1] if rng.random() < 0.5 else p for p in sorted(changed_pairs)]
     pairs += rng.sample(after[1], min(5, len(after[1])))
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("create or replace table main.delta_nodes (node_key varchar)")
-        con.executemany("insert into main.delta_nodes values (?)", [(n,) for n in nodes])
-        con.execute(
-            "create or replace table main.delta_pairs (left_node_key varchar, right_node_key varchar)"
-        )
-        con.executemany("insert into main.delta_pairs values (?, ?)", pairs)
+    _write_graph(warehouse, ("delta_nodes", "delta_pairs"), nodes, pairs)
 
 
 STATE = ["components__cc_state_edges", "components__cc_state_labels"]
