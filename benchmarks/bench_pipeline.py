@@ -71,6 +71,17 @@ PANDAS_MODELS = (
     "int_customers_lifecycle_staged",
     "rpt_revenue_contribution",
 )
+# Written by a Python step between the customer view's two dbt steps (Splink). The replay
+# takes them as the nightly wrote them, before it starts timing.
+BETWEEN_DBT_STEPS = ("intermediate.identity_probabilistic_links",)
+# Incremental models the trigger-latency stage (run between the nightly and the replay) does
+# not touch: after the replay they must equal what dbt left.
+REPLAY_COMPARED = (
+    "intermediate.int_identity_observations",
+    "intermediate.int_identity_edges_deterministic",
+    "intermediate.int_identity_components_deterministic",
+    "intermediate.int_identity_customer_id_map",
+)
 PIPELINE_ORDER = ["customer_view", "lifecycle", "churn", "recommendations", "audiences"]
 TARGETS = {
     "orchestration_overhead": ("<=", 1.3),
@@ -565,6 +576,10 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     dbt_by_node: dict[str, float] = {}
     profiles = []
     replayed = 0
+    if params.get("live_warehouse"):
+        _copy_tables(params["warehouse"], params["live_warehouse"], params.get("copy_tables", []))
+    compared = params.get("compare_tables", [])
+    watermarks = _refreshed_watermarks(params["warehouse"], compared)
     started = time.perf_counter()
     with duckdb.connect(params["warehouse"]) as con:
         # The profile's settings (profiles.yml); the rest are DuckDB defaults, as for dbt.
@@ -601,6 +616,10 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
                 profiles.append(_profile_summary(node, seconds, plan, profile_dir, len(profiles)))
     total = time.perf_counter() - started
     models = sorted((n for n in by_node if n.startswith("model.")), key=lambda n: -by_node[n])
+    same_as_dbt = None
+    if params.get("live_warehouse"):
+        same_as_dbt = _same_tables(params["warehouse"], params["live_warehouse"], compared)
+    rewritten = _rows_refreshed_since(params["warehouse"], watermarks)
 
     def kind_seconds(prefix: str) -> float:
         return round(sum(s for n, s in by_node.items() if n.startswith(prefix)), 1)
@@ -616,7 +635,81 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
             [n.split(".")[-1], round(by_node[n], 2), round(dbt_by_node[n], 2)] for n in models[:10]
         ],
         "profiles": profiles,
+        "replayed_tables_equal_dbt": same_as_dbt,
+        "rows_rewritten_by_replay": rewritten,
     }
+
+
+def _refreshed_watermarks(warehouse: str, tables: list[str]) -> dict[str, Any]:
+    """The latest `refreshed_at` of each table that has one, before the replay."""
+    import duckdb
+
+    marks = {}
+    with duckdb.connect(warehouse, read_only=True) as con:
+        for table in tables:
+            schema, name = table.split(".")
+            has_column = con.execute(
+                "select count(*) from information_schema.columns where table_schema = ? "
+                "and table_name = ? and column_name = 'refreshed_at'",
+                [schema, name],
+            ).fetchone()[0]
+            if has_column:
+                marks[table] = con.execute(f"select max(refreshed_at) from {table}").fetchone()[0]
+    return marks
+
+
+def _rows_refreshed_since(warehouse: str, watermarks: dict[str, Any]) -> dict[str, int]:
+    """Rows the replay rewrote in each table: its incremental work, which dbt's log reports
+    for the same run (e.g. the observation records rewritten)."""
+    import duckdb
+
+    with duckdb.connect(warehouse, read_only=True) as con:
+        return {
+            table: con.execute(
+                f"select count(*) from {table} where refreshed_at > ?", [mark]
+            ).fetchone()[0]
+            for table, mark in watermarks.items()
+            if mark is not None
+        }
+
+
+def _same_tables(warehouse: str, live: str, tables: list[str]) -> dict[str, bool]:
+    """Whether the replay left each table as dbt did (row count and a hash of every column
+    but the run timestamps): evidence that the replay did the incremental work dbt did."""
+    import duckdb
+
+    def fingerprint(con: Any, table: str) -> tuple:
+        return con.execute(
+            f"select count(*), sum(hash(columns(c -> c not like '%refreshed_at'))) from {table}"
+        ).fetchone()
+
+    with duckdb.connect(warehouse, read_only=True) as con:
+        replayed = {table: fingerprint(con, table) for table in tables}
+    with duckdb.connect(live, read_only=True) as con:
+        return {table: fingerprint(con, table) == replayed[table] for table in tables}
+
+
+def _copy_tables(warehouse: str, live: str, tables: list[str]) -> None:
+    """Copy `tables` (schema.name) from the live warehouse into the replay's copy: what a step
+    other than dbt wrote between the dbt steps being replayed. A table the live warehouse does
+    not have is dropped from the copy too, as the step would have left it."""
+    import duckdb
+
+    with duckdb.connect(warehouse) as con:
+        con.execute(f"attach '{live}' as live (read_only)")
+        for table in tables:
+            schema, name = table.split(".")
+            exists = con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_catalog = 'live' and table_schema = ? and table_name = ?",
+                [schema, name],
+            ).fetchone()[0]
+            if exists:
+                con.execute(f"create schema if not exists {schema}")
+                con.execute(f"create or replace table {table} as select * from live.{table}")
+            else:
+                con.execute(f"drop table if exists {table}")
+        con.execute("detach live")
 
 
 def _explain_analyze(con: Any, sql: str) -> str | None:
@@ -845,6 +938,8 @@ class Bench:
         self.run_dir = self.home / "run"
         self.landing = self.run_dir / "landing"
         self.warehouse = self.run_dir / "warehouse.duckdb"
+        # DuckDB names a file's catalog after its stem, which the SQL dbt sent spells out.
+        self.replay_warehouse = self.run_dir / "replay" / self.warehouse.name
         self.dbt_target = self.run_dir / "dbt_target"
         self.last_day = END_DATE
         self.first_as_of = (END_DATE - dt.timedelta(days=1)).isoformat()
@@ -1023,6 +1118,8 @@ class Bench:
     def pipeline(self, phase: str, as_of: str, ingestion: tuple[str, dict[str, Any]]) -> None:
         kind, params = ingestion
         self.stage(f"{phase}-ingestion", kind, params, phase)
+        if phase == "nightly":
+            self.snapshot_for_replay()
         # The vars each stage's dbt invocations pass (see stage_materialize, _as_of_config).
         dbt_vars = {"customer_view": {}, "lifecycle": {"as_of_date": as_of}}
         for name in ("customer_view", "lifecycle", "churn", "recommendations"):
@@ -1045,6 +1142,24 @@ class Bench:
             "planning",
             {"as_of": as_of, "warehouse": str(self.warehouse)},
             phase,
+        )
+
+    def snapshot_for_replay(self) -> None:
+        """Copy the warehouse as the nightly's dbt steps will find it, for the direct replay.
+        Replayed on the warehouse those steps left behind, the incremental models would find
+        their new day already consumed (their watermarks and change logs are read at run time)
+        and do less work than dbt did; on this copy they do the same work. Untimed."""
+        started = time.perf_counter()
+        self.replay_warehouse.parent.mkdir(exist_ok=True)
+        for suffix in ("", ".wal"):
+            source = Path(f"{self.warehouse}{suffix}")
+            if source.exists():
+                shutil.copyfile(source, f"{self.replay_warehouse}{suffix}")
+        size = self.replay_warehouse.stat().st_size
+        print(
+            f"    warehouse copied for the replay: {size / 2**30:.2f} GiB in "
+            f"{time.perf_counter() - started:.1f} s (untimed)",
+            flush=True,
         )
 
     def run(self) -> dict[str, Any]:
@@ -1092,20 +1207,25 @@ class Bench:
         nightly = [
             self.by_label().get(f"nightly-{name}") for name in ("customer_view", "lifecycle")
         ]
-        if all(r and r["ok"] for r in nightly):
+        if all(r and r["ok"] for r in nightly) and self.replay_warehouse.exists():
             targets = [run["target"] for r in nightly for run in r["details"].get("dbt", [])]
             self.stage(
                 "dbt_replay_direct_sql",
                 "direct_sql",
                 {
                     "targets": targets,
-                    "warehouse": str(self.warehouse),
+                    "warehouse": str(self.replay_warehouse),
+                    "live_warehouse": str(self.warehouse),
+                    "copy_tables": list(BETWEEN_DBT_STEPS),
+                    "compare_tables": list(REPLAY_COMPARED),
                     "profile_top": self.args.profile_top,
                     "profile_dir": str(self.run_dir / "profile"),
                     "memory_limit": self.args.replay_memory_limit,
                 },
                 "overhead",
             )
+        for suffix in ("", ".wal"):
+            Path(f"{self.replay_warehouse}{suffix}").unlink(missing_ok=True)
         self.stage(
             "lifecycle_dbt",
             "dbt_cli",
@@ -1283,6 +1403,22 @@ def machine() -> str:
     )
 
 
+def _replay_equality(equal: dict[str, bool] | None, rewritten: dict[str, int] | None) -> str:
+    if not equal:
+        return ""
+    same = [t.split(".")[-1] for t, ok in equal.items() if ok]
+    differ = [t.split(".")[-1] for t, ok in equal.items() if not ok]
+    text = " The replay ran on a copy of the warehouse taken before the nightly's dbt steps"
+    if same:
+        text += f"; it left {', '.join(same)} as dbt did"
+    if differ:
+        text += f"; it left {', '.join(differ)} NOT as dbt did (the ratio is not like for like)"
+    if rewritten:
+        counts = ", ".join(f"{t.split('.')[-1]} {n:,}" for t, n in rewritten.items())
+        text += f". Rows the replay rewrote: {counts}"
+    return text + "."
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"## Pipeline benchmark: {report['customers']:,} customers x {report['days']} days "
@@ -1331,7 +1467,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"Direct replay: {d['statements']} statements in {d['direct_seconds']} s (models "
             f"{d['model_seconds']} s, tests {d['test_seconds']} s, unit tests "
             f"{d['unit_test_seconds']} s); dbt's own time in the same statements: "
-            f"{d['dbt_statement_seconds']} s.",
+            f"{d['dbt_statement_seconds']} s."
+            + _replay_equality(
+                d.get("replayed_tables_equal_dbt"), d.get("rows_rewritten_by_replay")
+            ),
             "",
             "Slowest models (seconds replayed / in dbt): "
             + ", ".join(f"{m} {s} / {t}" for m, s, t in d["slowest_models"][:10])
