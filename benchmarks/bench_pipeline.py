@@ -640,6 +640,23 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _has_column(
+    con: Any, table: str, column: str | None = None, catalog: str | None = None
+) -> bool:
+    """Whether `table` (schema.name) exists, with `column` when one is named, in the
+    connection's default catalog or in `catalog`."""
+    schema, name = table.split(".")
+    sql = (
+        "select count(*) from information_schema.columns where table_schema = ? "
+        "and table_name = ? and table_catalog = coalesce(?, current_database())"
+    )
+    values: list[Any] = [schema, name, catalog]
+    if column is not None:
+        sql += " and column_name = ?"
+        values.append(column)
+    return con.execute(sql, values).fetchone()[0] > 0
+
+
 def _refreshed_watermarks(warehouse: str, tables: list[str]) -> dict[str, Any]:
     """The latest `refreshed_at` of each table that has one, before the replay."""
     import duckdb
@@ -647,13 +664,7 @@ def _refreshed_watermarks(warehouse: str, tables: list[str]) -> dict[str, Any]:
     marks = {}
     with duckdb.connect(warehouse, read_only=True) as con:
         for table in tables:
-            schema, name = table.split(".")
-            has_column = con.execute(
-                "select count(*) from information_schema.columns where table_schema = ? "
-                "and table_name = ? and column_name = 'refreshed_at'",
-                [schema, name],
-            ).fetchone()[0]
-            if has_column:
+            if _has_column(con, table, "refreshed_at"):
                 marks[table] = con.execute(f"select max(refreshed_at) from {table}").fetchone()[0]
     return marks
 
@@ -698,14 +709,8 @@ def _copy_tables(warehouse: str, live: str, tables: list[str]) -> None:
     with duckdb.connect(warehouse) as con:
         con.execute(f"attach '{live}' as live (read_only)")
         for table in tables:
-            schema, name = table.split(".")
-            exists = con.execute(
-                "select count(*) from information_schema.tables "
-                "where table_catalog = 'live' and table_schema = ? and table_name = ?",
-                [schema, name],
-            ).fetchone()[0]
-            if exists:
-                con.execute(f"create schema if not exists {schema}")
+            if _has_column(con, table, catalog="live"):
+                con.execute(f"create schema if not exists {table.split('.')[0]}")
                 con.execute(f"create or replace table {table} as select * from live.{table}")
             else:
                 con.execute(f"drop table if exists {table}")
