@@ -2,8 +2,11 @@
 -- audience_sms_followup_after_days (2) to 14 days ago and who have bought nothing since,
 -- reminding them of their code. Each win-back send is followed up at most once.
 --
--- With the var activation_preview_followups (cdp demo sets it), win-back sends that are only
--- planned count as sent now, so a dry run can preview the follow-up right after the win-back.
+-- With the var activation_preview_followups, win-back sends that are only planned count as
+-- sent now, so a preview can show the follow-up right after the win-back. Only a planner that
+-- records its plan in the ledger can use it (tests/activations/test_preview.py does): the
+-- pipeline's dry run (cdp run, cdp demo) does not record plans and does not set the var, so
+-- there the follow-up preview stays empty until real win-back emails have gone out.
 {%- set preview = var('activation_preview_followups', false) %}
 {%- set after_days = var('audience_sms_followup_after_days', 2) %}
 {%- set ml_churn_scores = source('ml', 'churn_scores') %}
