@@ -576,10 +576,8 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     dbt_by_node: dict[str, float] = {}
     profiles = []
     replayed = 0
-    if params.get("live_warehouse"):
-        _copy_tables(params["warehouse"], params["live_warehouse"], params.get("copy_tables", []))
-    compared = params.get("compare_tables", [])
-    watermarks = _refreshed_watermarks(params["warehouse"], compared)
+    live, compared = params.get("live_warehouse"), params.get("compare_tables", [])
+    watermarks = _prepare_copy(params["warehouse"], live, params.get("copy_tables", []), compared)
     started = time.perf_counter()
     with duckdb.connect(params["warehouse"]) as con:
         # The profile's settings (profiles.yml); the rest are DuckDB defaults, as for dbt.
@@ -616,10 +614,7 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
                 profiles.append(_profile_summary(node, seconds, plan, profile_dir, len(profiles)))
     total = time.perf_counter() - started
     models = sorted((n for n in by_node if n.startswith("model.")), key=lambda n: -by_node[n])
-    same_as_dbt = None
-    if params.get("live_warehouse"):
-        same_as_dbt = _same_tables(params["warehouse"], params["live_warehouse"], compared)
-    rewritten = _rows_refreshed_since(params["warehouse"], watermarks)
+    same_as_dbt, rewritten = _check_copy(params["warehouse"], live, compared, watermarks)
 
     def kind_seconds(prefix: str) -> float:
         return round(sum(s for n, s in by_node.items() if n.startswith(prefix)), 1)
@@ -640,6 +635,11 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _with_wal(database: Path) -> tuple[Path, Path]:
+    """A DuckDB file and its write-ahead log, which holds commits not yet checkpointed."""
+    return database, database.with_name(database.name + ".wal")
+
+
 def _has_column(
     con: Any, table: str, column: str | None = None, catalog: str | None = None
 ) -> bool:
@@ -657,36 +657,37 @@ def _has_column(
     return con.execute(sql, values).fetchone()[0] > 0
 
 
-def _refreshed_watermarks(warehouse: str, tables: list[str]) -> dict[str, Any]:
-    """The latest `refreshed_at` of each table that has one, before the replay."""
+def _prepare_copy(
+    warehouse: str, live: str | None, copy_tables: list[str], compared: list[str]
+) -> dict[str, Any]:
+    """Before the replay, untimed: copy `copy_tables` (schema.name) from the live warehouse into
+    the replay's copy (what a step other than dbt wrote between the dbt steps being replayed; a
+    table the live warehouse lacks is dropped, as the step would have left it), and return the
+    latest `refreshed_at` of each compared table that has one."""
     import duckdb
 
-    marks = {}
-    with duckdb.connect(warehouse, read_only=True) as con:
-        for table in tables:
-            if _has_column(con, table, "refreshed_at"):
-                marks[table] = con.execute(f"select max(refreshed_at) from {table}").fetchone()[0]
-    return marks
-
-
-def _rows_refreshed_since(warehouse: str, watermarks: dict[str, Any]) -> dict[str, int]:
-    """Rows the replay rewrote in each table: its incremental work, which dbt's log reports
-    for the same run (e.g. the observation records rewritten)."""
-    import duckdb
-
-    with duckdb.connect(warehouse, read_only=True) as con:
+    with duckdb.connect(warehouse) as con:
+        if live:
+            con.execute(f"attach '{live}' as live (read_only)")
+            for table in copy_tables:
+                if _has_column(con, table, catalog="live"):
+                    con.execute(f"create schema if not exists {table.split('.')[0]}")
+                    con.execute(f"create or replace table {table} as select * from live.{table}")
+                else:
+                    con.execute(f"drop table if exists {table}")
         return {
-            table: con.execute(
-                f"select count(*) from {table} where refreshed_at > ?", [mark]
-            ).fetchone()[0]
-            for table, mark in watermarks.items()
-            if mark is not None
+            table: con.execute(f"select max(refreshed_at) from {table}").fetchone()[0]
+            for table in compared
+            if _has_column(con, table, "refreshed_at")
         }
 
 
-def _same_tables(warehouse: str, live: str, tables: list[str]) -> dict[str, bool]:
-    """Whether the replay left each table as dbt did (row count and a hash of every column
-    but the run timestamps): evidence that the replay did the incremental work dbt did."""
+def _check_copy(
+    warehouse: str, live: str | None, compared: list[str], watermarks: dict[str, Any]
+) -> tuple[dict[str, bool] | None, dict[str, int]]:
+    """After the replay: whether it left each compared table as dbt left the live warehouse
+    (row count and a hash of every column but the run timestamps), and how many rows it
+    rewrote in each (its incremental work, which dbt's log reports for the same run)."""
     import duckdb
 
     def fingerprint(con: Any, table: str) -> tuple:
@@ -695,26 +696,18 @@ def _same_tables(warehouse: str, live: str, tables: list[str]) -> dict[str, bool
         ).fetchone()
 
     with duckdb.connect(warehouse, read_only=True) as con:
-        replayed = {table: fingerprint(con, table) for table in tables}
-    with duckdb.connect(live, read_only=True) as con:
-        return {table: fingerprint(con, table) == replayed[table] for table in tables}
-
-
-def _copy_tables(warehouse: str, live: str, tables: list[str]) -> None:
-    """Copy `tables` (schema.name) from the live warehouse into the replay's copy: what a step
-    other than dbt wrote between the dbt steps being replayed. A table the live warehouse does
-    not have is dropped from the copy too, as the step would have left it."""
-    import duckdb
-
-    with duckdb.connect(warehouse) as con:
-        con.execute(f"attach '{live}' as live (read_only)")
-        for table in tables:
-            if _has_column(con, table, catalog="live"):
-                con.execute(f"create schema if not exists {table.split('.')[0]}")
-                con.execute(f"create or replace table {table} as select * from live.{table}")
-            else:
-                con.execute(f"drop table if exists {table}")
-        con.execute("detach live")
+        same = None
+        if live:
+            con.execute(f"attach '{live}' as live (read_only)")
+            same = {t: fingerprint(con, t) == fingerprint(con, f"live.{t}") for t in compared}
+        rewritten = {
+            table: con.execute(
+                f"select count(*) from {table} where refreshed_at > ?", [mark]
+            ).fetchone()[0]
+            for table, mark in watermarks.items()
+            if mark is not None
+        }
+    return same, rewritten
 
 
 def _explain_analyze(con: Any, sql: str) -> str | None:
@@ -1156,10 +1149,11 @@ class Bench:
         and do less work than dbt did; on this copy they do the same work. Untimed."""
         started = time.perf_counter()
         self.replay_warehouse.parent.mkdir(exist_ok=True)
-        for suffix in ("", ".wal"):
-            source = Path(f"{self.warehouse}{suffix}")
+        for source, copy in zip(
+            _with_wal(self.warehouse), _with_wal(self.replay_warehouse), strict=True
+        ):
             if source.exists():
-                shutil.copyfile(source, f"{self.replay_warehouse}{suffix}")
+                shutil.copyfile(source, copy)
         size = self.replay_warehouse.stat().st_size
         print(
             f"    warehouse copied for the replay: {size / 2**30:.2f} GiB in "
@@ -1229,8 +1223,8 @@ class Bench:
                 },
                 "overhead",
             )
-        for suffix in ("", ".wal"):
-            Path(f"{self.replay_warehouse}{suffix}").unlink(missing_ok=True)
+        for path in _with_wal(self.replay_warehouse):
+            path.unlink(missing_ok=True)
         self.stage(
             "lifecycle_dbt",
             "dbt_cli",

@@ -75,15 +75,36 @@ def _warehouse(path: Path, *, after_nightly: bool) -> None:
         )
 
 
+def _paths(root: Path) -> tuple[Path, Path]:
+    """The replay's copy and the live warehouse (the copy keeps the file name: DuckDB names the
+    catalog after it)."""
+    return root / "replay" / "warehouse.duckdb", root / "warehouse.duckdb"
+
+
+def _replay(root: Path, compared: list[str]) -> dict:
+    """The benchmark's replay stage over the statements of STATEMENTS, as the bench calls it."""
+    target = root / "dbt_target" / "nightly"
+    _dbt_log(target)
+    copy, live = _paths(root)
+    return load_benchmark("bench_pipeline").stage_direct_sql(
+        {
+            "targets": [str(target)],
+            "warehouse": str(copy),
+            "live_warehouse": str(live),
+            "copy_tables": [SPLINK],
+            "compare_tables": compared,
+            "profile_top": 0,
+            "profile_dir": str(root / "profile"),
+        }
+    )
+
+
 def test_replay_on_the_copy_redoes_the_nightly_work_and_ends_where_dbt_ended(
     tmp_path: Path,
 ) -> None:
-    bench = load_benchmark("bench_pipeline")
-    target = tmp_path / "dbt_target" / "nightly"
-    _dbt_log(target)
     # The copy as the nightly's dbt steps found it: the new landing not yet consumed, no Splink
     # table yet. The live warehouse as they left it (Splink wrote 3 links between them).
-    copy, live = tmp_path / "replay" / "warehouse.duckdb", tmp_path / "warehouse.duckdb"
+    copy, live = _paths(tmp_path)
     _warehouse(copy, after_nightly=False)
     _warehouse(live, after_nightly=True)
     with duckdb.connect(str(live)) as con:
@@ -91,17 +112,7 @@ def test_replay_on_the_copy_redoes_the_nightly_work_and_ends_where_dbt_ended(
             "create table intermediate.int_identity_components as select 3::bigint as links"
         )
 
-    details = bench.stage_direct_sql(
-        {
-            "targets": [str(target)],
-            "warehouse": str(copy),
-            "live_warehouse": str(live),
-            "copy_tables": [SPLINK],
-            "compare_tables": [OBSERVATIONS, "intermediate.int_identity_components"],
-            "profile_top": 0,
-            "profile_dir": str(tmp_path / "profile"),
-        }
-    )
+    details = _replay(tmp_path, [OBSERVATIONS, "intermediate.int_identity_components"])
 
     # BEGIN/COMMIT are not replayed; the insert and the components statement are.
     assert details["statements"] == 2
@@ -113,10 +124,7 @@ def test_replay_on_the_copy_redoes_the_nightly_work_and_ends_where_dbt_ended(
 
 
 def test_a_replay_that_ends_elsewhere_says_so(tmp_path: Path) -> None:
-    bench = load_benchmark("bench_pipeline")
-    target = tmp_path / "dbt_target" / "nightly"
-    _dbt_log(target)
-    copy, live = tmp_path / "replay" / "warehouse.duckdb", tmp_path / "warehouse.duckdb"
+    copy, live = _paths(tmp_path)
     # Replayed on the warehouse the nightly left behind (the old method), the incremental
     # statement finds nothing new: it rewrites no rows, and here dbt had rewritten one more.
     _warehouse(copy, after_nightly=True)
@@ -124,20 +132,10 @@ def test_a_replay_that_ends_elsewhere_says_so(tmp_path: Path) -> None:
     with duckdb.connect(str(live)) as con:
         con.execute(f"insert into {OBSERVATIONS} values (3, timestamp '2026-11-23 02:00:00')")
 
-    details = bench.stage_direct_sql(
-        {
-            "targets": [str(target)],
-            "warehouse": str(copy),
-            "live_warehouse": str(live),
-            "copy_tables": [SPLINK],
-            "compare_tables": [OBSERVATIONS],
-            "profile_top": 0,
-            "profile_dir": str(tmp_path / "profile"),
-        }
-    )
+    details = _replay(tmp_path, [OBSERVATIONS])
 
     assert details["rows_rewritten_by_replay"] == {OBSERVATIONS: 0}
     assert details["replayed_tables_equal_dbt"] == {OBSERVATIONS: False}
-    assert "NOT as dbt did" in bench._replay_equality(
+    assert "NOT as dbt did" in load_benchmark("bench_pipeline")._replay_equality(
         details["replayed_tables_equal_dbt"], details["rows_rewritten_by_replay"]
     )
