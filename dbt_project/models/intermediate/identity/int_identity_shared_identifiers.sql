@@ -19,7 +19,10 @@
 {%- set max_conflict_degree = identity_var('identity_max_conflict_check_degree') %}
 with
 
-observations as (
+-- Read three times with different filters (contact types; phones and cards on receipts): as a
+-- materialised CTE the whole 11M-row table was buffered first and the filters never reached
+-- the scan. 1M customers: 11.8 s -> 5.6 s, same rows.
+observations as {{ cte_not_materialized() }} (
 
     select * from {{ ref('int_identity_observations') }}
 
