@@ -2,11 +2,18 @@
 
     Every node starts with the smallest key among itself and its neighbours; each round a node
     takes the smallest label among its own, its neighbours' and its label's label (pointer
-    jumping, so long chains collapse in O(log diameter) rounds rather than O(diameter)).
+    jumping), and from the third round on the node a label names also takes the labels of its
+    followers' neighbours (hooking, as in Shiloach-Vishkin: a whole tree moves under a smaller
+    label at once). Pointer jumping alone is O(log diameter) rounds only when keys rise along a
+    chain: with keys in random order a path of 1,000 nodes took 643 rounds, 100 nodes 29. With
+    hooking they take 15 and 10, and a path of 1M nodes 30 (simulated). Every candidate is a
+    label from the same component, so the fixpoint (each node labelled with its component's
+    smallest key) is unchanged.
 
     Rounds only look at what changed: a node's label can only fall when a neighbour's label,
-    its own label or its label's label changed in the round before (otherwise that round already
-    took all of them into account), so each round joins the edges and labels with the small
+    its own label, its label's label, or the label or a neighbour's label of a node it names
+    changed in the round before (otherwise that round already took all of them into account),
+    so each round joins the edges and labels with the small
     set of nodes that changed instead of the whole graph. The fixpoint is the same as that of
     full rounds: every node ends labelled with the smallest key of its component. Rounds run
     as separate statements until nothing changes, at most `max_iterations` times; not
@@ -102,6 +109,24 @@
                     select labels.node_key, changed.label
                     from {{ work.labels }} as labels
                     inner join {{ work.changed }} as changed on changed.node_key = labels.label
+                    {%- if round >= 2 %}
+                    -- Hooking from the third round on: in the first two almost every node of a
+                    -- real graph changes (small components), and these joins doubled a 1M cold
+                    -- start (9 s -> 17 s, same 4 rounds); a long chain needs one more round.
+                    union all
+                    -- hooking: a neighbour's label changed, offered to the node my label names
+                    select labels.label as node_key, changed.label
+                    from {{ work.edges }} as edges
+                    inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
+                    inner join {{ work.labels }} as labels on labels.node_key = edges.node_key
+                    union all
+                    -- hooking: my label changed, the node it names gets my neighbours' labels
+                    select changed.label as node_key, neighbour_labels.label
+                    from {{ work.changed }} as changed
+                    inner join {{ work.edges }} as edges on edges.node_key = changed.node_key
+                    inner join {{ work.labels }} as neighbour_labels
+                        on neighbour_labels.node_key = edges.neighbour_key
+                    {%- endif %}
                 ),
                 smallest as (
                     select node_key, min(label) as label from candidates group by node_key

@@ -177,6 +177,44 @@ def test_connected_components_macro_labels_each_node_with_its_components_smalles
         assert leftovers == []
 
 
+CHAIN_MODEL = """
+{{ config(materialized='table', post_hook="{{ identity_drop_component_work_tables() }}") }}
+{%- set labels = identity_connected_components(
+    "select node_key from main.graph_nodes",
+    "select left_node_key, right_node_key from main.graph_edges",
+    30) %}
+select node_key, label from {{ labels }}
+"""
+
+
+def test_a_long_chain_with_keys_in_random_order_resolves_within_the_default_30_rounds(
+    tmp_path: Path,
+) -> None:
+    """5,000 identifiers linked in a line, keys shuffled along it (the worst case for pointer
+    jumping alone, which needed thousands of rounds), beside a few hundred short chains: one
+    dbt run at the project's default round limit labels every node as union-find does."""
+    project, warehouse = _project(tmp_path, CHAIN_MODEL)
+    rng = random.Random(23)
+    chain = [f"n{i:05d}" for i in range(5000)]
+    rng.shuffle(chain)
+    nodes = list(chain)
+    edges = list(itertools.pairwise(chain))
+    for group in range(300):
+        short = [f"s{group:03d}_{i}" for i in range(rng.randint(2, 12))]
+        rng.shuffle(short)
+        nodes += short
+        edges += list(itertools.pairwise(short))
+    _load_graph(warehouse, nodes, edges)
+
+    output = _run(project)
+
+    labels, leftovers = _labels(warehouse)
+    assert labels == _expected(nodes, edges)
+    assert {labels[n] for n in chain} == {"n00000"}
+    assert leftovers == []
+    assert "converged in" in output
+
+
 def _grow(nodes: list[str], edges: list[tuple[str, str]], seed: int):
     """A night of new data: new nodes (some smaller than every old key, so a merged
     component's label must move to a newcomer), edges joining old components to each other and
