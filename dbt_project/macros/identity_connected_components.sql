@@ -2,13 +2,13 @@
 
     Every node starts with the smallest key among itself and its neighbours; each round a node
     takes the smallest label among its own, its neighbours' and its label's label (pointer
-    jumping), and from the third round on the node a label names also takes the labels of its
+    jumping), and from the fifth round on the node a label names also takes the labels of its
     followers' neighbours (hooking, as in Shiloach-Vishkin: a whole tree moves under a smaller
     label at once). Pointer jumping alone is O(log diameter) rounds only when keys rise along a
     chain: with keys in random order a path of 1,000 nodes took 643 rounds, 100 nodes 29. With
-    hooking they take 15 and 10, and a path of 1M nodes 30 (simulated). Every candidate is a
-    label from the same component, so the fixpoint (each node labelled with its component's
-    smallest key) is unchanged.
+    hooking they take 16 and 11, 100k nodes 25 (simulated). Every candidate is a label from the
+    same component, so the fixpoint (each node labelled with its component's smallest key) is
+    unchanged; the hooking only gets there sooner.
 
     Rounds only look at what changed: a node's label can only fall when a neighbour's label,
     its own label, its label's label, or the label or a neighbour's label of a node it names
@@ -93,11 +93,38 @@
     {%- for round in range(max_iterations | int) -%}
         {%- if not progress.converged -%}
             {%- set lowered_query -%}
-                with candidates as (
+                with
+                {%- if round >= 4 %}
+                neighbour_changed as (
+                    -- Hooking from the fifth round on (see above), from the same join as the
+                    -- first rule: real graphs are done by then (4 rounds at 1M customers), and
+                    -- as separate joins it cost 0.6-1.5 s a round there.
+                    select
+                        edges.node_key,
+                        labels.label as node_label,
+                        changed.label as changed_label
+                    from {{ work.edges }} as edges
+                    inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
+                    inner join {{ work.labels }} as labels on labels.node_key = edges.node_key
+                ),
+                {%- endif %}
+                candidates as (
+                    {%- if round >= 4 %}
+                    -- a neighbour's label changed
+                    select node_key, changed_label as label from neighbour_changed
+                    union all
+                    -- hooking: the node my label names gets my changed neighbour's label
+                    select node_label as node_key, changed_label as label from neighbour_changed
+                    union all
+                    -- hooking (edges are symmetric): the node my changed label names gets my
+                    -- neighbours' labels
+                    select changed_label as node_key, node_label as label from neighbour_changed
+                    {%- else %}
                     -- a neighbour's label changed
                     select edges.node_key, changed.label
                     from {{ work.edges }} as edges
                     inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
+                    {%- endif %}
                     union all
                     -- my own label changed: the label of my new label
                     select changed.node_key, label_of_label.label
@@ -109,24 +136,6 @@
                     select labels.node_key, changed.label
                     from {{ work.labels }} as labels
                     inner join {{ work.changed }} as changed on changed.node_key = labels.label
-                    {%- if round >= 2 %}
-                    -- Hooking from the third round on: in the first two almost every node of a
-                    -- real graph changes (small components), and these joins doubled a 1M cold
-                    -- start (9 s -> 17 s, same 4 rounds); a long chain needs one more round.
-                    union all
-                    -- hooking: a neighbour's label changed, offered to the node my label names
-                    select labels.label as node_key, changed.label
-                    from {{ work.edges }} as edges
-                    inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
-                    inner join {{ work.labels }} as labels on labels.node_key = edges.node_key
-                    union all
-                    -- hooking: my label changed, the node it names gets my neighbours' labels
-                    select changed.label as node_key, neighbour_labels.label
-                    from {{ work.changed }} as changed
-                    inner join {{ work.edges }} as edges on edges.node_key = changed.node_key
-                    inner join {{ work.labels }} as neighbour_labels
-                        on neighbour_labels.node_key = edges.neighbour_key
-                    {%- endif %}
                 ),
                 smallest as (
                     select node_key, min(label) as label from candidates group by node_key
