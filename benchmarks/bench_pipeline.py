@@ -25,7 +25,8 @@ per seed, scale and generator code, then reused):
 6. scaling: the full build against the same benchmark at a tenth of the customers (run
    first unless its results exist).
 
-Results: `data/bench/<key>/results.json` and `results.md` (printed at the end).
+Results: `data/bench/<key>/results.json` and `results.md` (printed at the end), and a copy of
+both per run in `data/bench/<key>/history/`.
 
     .venv/bin/python benchmarks/bench_pipeline.py --customers 100000 --days 365
 """
@@ -244,6 +245,10 @@ def _dbt_target_runs(target_root: Path, since: float) -> list[dict[str, Any]]:
                     [r["unique_id"].split(".")[-1], round(r["execution_time"], 2)]
                     for r in models[:8]
                 ],
+                # Every model, so two runs can be compared model by model (history/).
+                "model_seconds": {
+                    r["unique_id"].split(".")[-1]: round(r["execution_time"], 2) for r in models
+                },
             }
         )
     return runs
@@ -1567,7 +1572,21 @@ def _write(bench: Bench, report: dict[str, Any]) -> None:
     table = markdown(report)
     (bench.home / "results.json").write_text(json.dumps(report, indent=2, default=str))
     (bench.home / "results.md").write_text(table)
+    keep_history(bench.home, report, table)
     print(table, flush=True)
+
+
+def keep_history(home: Path, report: dict[str, Any], table: str) -> Path:
+    """A copy of the run's results under <home>/history/<started>-<commit>.json (and .md):
+    results.json is overwritten by the next run, and with it the per-model figures a
+    regression is found by."""
+    started = str(report.get("started_at") or "unknown").split("+")[0].replace(":", "-")
+    name = f"{started}-{report.get('code') or 'nocommit'}"
+    history = home / "history"
+    history.mkdir(parents=True, exist_ok=True)
+    (history / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
+    (history / f"{name}.md").write_text(table)
+    return history / f"{name}.json"
 
 
 if __name__ == "__main__":
