@@ -93,25 +93,28 @@
     {%- for round in range(max_iterations | int) -%}
         {%- if not progress.converged -%}
             {%- set lowered_query -%}
+                {#- Hooking from the fifth round on (see above): real graphs are done by then
+                    (4 rounds at 1M customers), and it reuses the first rule's join, since as
+                    separate joins it cost 0.6-1.5 s a round there. -#}
+                {%- set hooking = round >= 4 %}
                 with
-                {%- if round >= 4 %}
                 neighbour_changed as (
-                    -- Hooking from the fifth round on (see above), from the same join as the
-                    -- first rule: real graphs are done by then (4 rounds at 1M customers), and
-                    -- as separate joins it cost 0.6-1.5 s a round there.
                     select
                         edges.node_key,
+                        {%- if hooking %}
                         labels.label as node_label,
+                        {%- endif %}
                         changed.label as changed_label
                     from {{ work.edges }} as edges
                     inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
+                    {%- if hooking %}
                     inner join {{ work.labels }} as labels on labels.node_key = edges.node_key
+                    {%- endif %}
                 ),
-                {%- endif %}
                 candidates as (
-                    {%- if round >= 4 %}
                     -- a neighbour's label changed
                     select node_key, changed_label as label from neighbour_changed
+                    {%- if hooking %}
                     union all
                     -- hooking: the node my label names gets my changed neighbour's label
                     select node_label as node_key, changed_label as label from neighbour_changed
@@ -119,11 +122,6 @@
                     -- hooking (edges are symmetric): the node my changed label names gets my
                     -- neighbours' labels
                     select changed_label as node_key, node_label as label from neighbour_changed
-                    {%- else %}
-                    -- a neighbour's label changed
-                    select edges.node_key, changed.label
-                    from {{ work.edges }} as edges
-                    inner join {{ work.changed }} as changed on changed.node_key = edges.neighbour_key
                     {%- endif %}
                     union all
                     -- my own label changed: the label of my new label

@@ -206,13 +206,12 @@ def test_a_long_chain_with_keys_in_random_order_resolves_within_the_default_30_r
         edges += list(itertools.pairwise(short))
     _load_graph(warehouse, nodes, edges)
 
-    output = _run(project)
+    _run(project)  # asserts "converged in"
 
     labels, leftovers = _labels(warehouse)
     assert labels == _expected(nodes, edges)
     assert {labels[n] for n in chain} == {"n00000"}
     assert leftovers == []
-    assert "converged in" in output
 
 
 def _grow(nodes: list[str], edges: list[tuple[str, str]], seed: int):
