@@ -387,14 +387,56 @@ def nightly(landed: dict, between_nights: dict, plain_night: dict) -> dict[str, 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("DAGSTER_HOME", raising=False)
         _ingest(landing, warehouse)
+    map_before = _id_map(warehouse)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     _dbt(warehouse, target, "run", "--exclude", "path:models/audiences")
     return {
+        "map_before": map_before,
+        "started": started,
         "customers": (email_customer, phone_customer),
         "removed": removed,
         "cancelled": cancelled,
         "removed_event": removed_event,
         "relanded_day": relanded_day,
     }
+
+
+def _id_map(warehouse: Path) -> dict[str, tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select node_key, customer_id, customer_created_at, first_assigned_at, is_active, "
+            "assigned_at from intermediate.int_identity_customer_id_map"
+        ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_id_map_rewrites_only_the_rows_it_changes(landed, nightly):
+    before, after = nightly["map_before"], _id_map(landed["warehouse"])
+    rewritten = {node for node, row in after.items() if row[-1] >= nightly["started"]}
+    kept = set(after) - rewritten
+    assert set(before) <= set(after)
+    # A row the run did not write is exactly what it was.
+    assert all(after[node] == before[node] for node in kept)
+
+    # A row it wrote is new, or its customer, the customer's creation time or its activity
+    # changed.
+    def state(row: tuple) -> tuple:
+        customer_id, customer_created_at, _, is_active, _ = row
+        return customer_id, customer_created_at, is_active
+
+    assert all(
+        node not in before or state(after[node]) != state(before[node]) for node in rewritten
+    )
+    assert 0 < len(rewritten) < len(after) / 4
+    # The merged-away customer's nodes moved to the survivor: rewritten, none left behind.
+    merged_nodes = {n for n, row in before.items() if row[0] in nightly["customers"] and row[3]}
+    survivors = {after[n][0] for n in merged_nodes}
+    assert len(survivors) == 1
+    assert {n for n in merged_nodes if after[n][0] != before[n][0]} <= rewritten
+    # Run again on the same inputs: nothing changes, so nothing is written.
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _dbt(landed["warehouse"], landed["target"], "run", "--select", "int_identity_customer_id_map")
+    assert not any(row[-1] >= started for row in _id_map(landed["warehouse"]).values())
 
 
 def test_nightly_run_equals_full_refresh(landed, nightly):

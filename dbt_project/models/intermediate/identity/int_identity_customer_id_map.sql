@@ -10,6 +10,10 @@
 --     from scratch is reproducible.
 -- Nodes that left the graph (now shared, or no longer landed) keep their last row with
 -- is_active = false. full_refresh is disabled: `dbt build --full-refresh` must not reissue ids.
+-- A run writes only the rows it changes (a new node, another id or creation time, a node leaving
+-- or coming back), so `assigned_at > t` is exactly what changed since t: int_orders_attributed
+-- and fct_customer_merges read the map's changes that way, and a night that links a few
+-- thousand identifiers rewrites a few thousand rows, not every node.
 {{ config(
     materialized='incremental',
     unique_key='node_key',
@@ -137,12 +141,17 @@ active_nodes as (
     from components
     inner join component_ids on component_ids.component_key = components.component_key
     left join previous on previous.node_key = components.node_key
+    where previous.node_key is null
+        or not previous.is_active
+        or previous.customer_id <> component_ids.customer_id
+        or previous.customer_created_at is distinct from component_ids.customer_created_at
 
 ),
 
 retired_nodes as (
 
-    -- Left the graph: the last assignment is kept for audit and never reused for linking.
+    -- Left the graph in this run: the last assignment is kept for audit and never reused for
+    -- linking. Nodes that left earlier keep their row as it is.
     select
         previous.node_key,
         previous.customer_id,
@@ -154,6 +163,7 @@ retired_nodes as (
     from previous
     left join components on components.node_key = previous.node_key
     where components.node_key is null
+        and previous.is_active
 
 ),
 

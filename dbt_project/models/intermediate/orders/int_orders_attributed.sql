@@ -2,15 +2,16 @@
     phone, else device_id; store: member_card_id, else phone; shared identifiers attribute
     nothing) is defined once, in the resolve_online_orders / resolve_store_receipts macros.
 
-    Incremental, two ways:
-    * the identifier map was rebuilt since the last run (the nightly identity build): every
-      order is looked up in int_identity_source_records, which that build refreshed, and only
-      the orders whose customer changed (a merge, a split, a new link) or that landed since
-      are rewritten;
-    * otherwise (new orders landing between nightly runs): only the orders refreshed in
-      int_orders_unioned since the last run are resolved, through the same map. An order from
-      an identifier the map has never seen stays unattributed until the nightly identity build
-      links it; then it is rewritten like any other change. -#}
+    A full build looks every order up in int_identity_source_records. An incremental run
+    resolves, through int_identity_customer_id_map, only
+    * the orders refreshed in int_orders_unioned since the last run (new landings, between
+      nightly runs too), and
+    * the orders carrying an identifier whose map row changed since the map build the last run
+      resolved against (the map writes only the rows it changes: a merge, a split, a new link,
+      a newly shared identifier),
+    and writes only those whose customer or rule changed. An order from an identifier the map
+    has never seen stays unattributed until the nightly identity build links it; its node is
+    then a new map row, so the order is resolved again like any other change. -#}
 {{
     config(
         materialized='incremental',
@@ -21,40 +22,53 @@
     )
 }}
 
+{#- Refs at the top level, so dbt registers them whichever branch a run takes. #}
 {%- set identifier_map = ref('int_identity_customer_id_map') %}
+{%- set observations = ref('int_identity_observations') %}
 {%- set source_records = ref('int_identity_source_records') %}
-{%- set reattribute_all = true %}
-{%- if is_incremental() and execute %}
-    {%- set map_rebuilt_query %}
-        select coalesce(
-            (select max(assigned_at) from {{ identifier_map }})
-                > (select max(identity_assigned_at) from {{ this }}),
-            true
-        )
-    {%- endset %}
-    {%- set reattribute_all = run_query(map_rebuilt_query).columns[0].values()[0] %}
-{%- endif %}
+{%- set record_sources = raw_order_sources() %}
 
 with
+
+{% if is_incremental() %}
+reassigned_nodes as (
+
+    select node_key from {{ identifier_map }}
+    where assigned_at > {{ incremental_watermark('identity_assigned_at') }}
+
+),
+
+reassigned_records as (
+
+    select distinct source, record_id
+    from {{ observations }}
+    where source in ('{{ record_sources.values() | join("', '") }}')
+        and node_key in (select node_key from reassigned_nodes)
+
+),
+
+reresolved_orders as (
+
+    select unioned.order_id
+    from {{ ref('int_orders_unioned') }} as unioned
+    inner join reassigned_records
+        on reassigned_records.record_id = unioned.source_order_id
+        and reassigned_records.source = case
+            {%- for source, record_source in record_sources.items() %}
+            when unioned.source = '{{ source }}' then '{{ record_source }}'
+            {%- endfor %}
+        end
+
+),
 
 orders as (
 
     select * from {{ ref('int_orders_unioned') }}
-    {% if is_incremental() and not reattribute_all %}
     where refreshed_at > {{ incremental_watermark('orders_refreshed_at') }}
-    {% endif %}
+        or order_id in (select order_id from reresolved_orders)
 
 ),
 
-{% if reattribute_all %}
-attribution as (
-
-    select source, record_id, customer_id, matched_identifier_type
-    from {{ source_records }}
-    where source in ('online_orders', 'pos_transactions')
-
-),
-{% else %}
 batch_node_keys as (
 
     {%- for identifier in ['account_id', 'email', 'phone', 'device_id', 'member_card_id'] %}
@@ -66,7 +80,7 @@ batch_node_keys as (
 
 identifiers as (
 
-    -- Only the nodes the new orders carry: a few thousand rows to join, not the whole map.
+    -- Only the nodes the batch carries: a few thousand rows to join, not the whole map.
     select node_key, customer_id from {{ identifier_map }}
     where is_active
         and node_key in (select node_key from batch_node_keys)
@@ -94,6 +108,20 @@ attribution as (
     {{ resolve_online_orders('online_orders', 'identifiers') }}
     union all
     {{ resolve_store_receipts('store_receipts', 'identifiers') }}
+
+),
+{% else %}
+orders as (
+
+    select * from {{ ref('int_orders_unioned') }}
+
+),
+
+attribution as (
+
+    select source, record_id, customer_id, matched_identifier_type
+    from {{ source_records }}
+    where source in ('{{ record_sources.values() | join("', '") }}')
 
 ),
 {% endif %}
@@ -136,8 +164,11 @@ attributed as (
 
     from orders
     left join attribution
-        on attribution.source
-            = case when orders.source = 'online' then 'online_orders' else 'pos_transactions' end
+        on attribution.source = case
+            {%- for source, record_source in record_sources.items() %}
+            when orders.source = '{{ source }}' then '{{ record_source }}'
+            {%- endfor %}
+        end
         and attribution.record_id = orders.source_order_id
 
 ),
@@ -145,7 +176,7 @@ attributed as (
 changed as (
 
     select * from attributed
-    {% if is_incremental() and reattribute_all %}
+    {% if is_incremental() %}
     where not exists (
         select 1 from {{ this }} as stored
         where stored.order_id = attributed.order_id

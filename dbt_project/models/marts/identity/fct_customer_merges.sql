@@ -24,6 +24,7 @@ edges as (
 
 this_run as (
 
+    -- The map writes only the rows a run changes, so these are the nodes the last run moved.
     select * from id_map
     where assigned_at = (select max(assigned_at) from id_map)
 
@@ -31,7 +32,20 @@ this_run as (
 
 live_ids as (
 
-    select distinct customer_id from this_run where is_active
+    select distinct customer_id from id_map where is_active
+
+),
+
+ids_before_run as (
+
+    -- Every node's customer_id before the last run: a node that run did not rewrite kept its id.
+    select
+        node_key,
+        case
+            when assigned_at = (select max(assigned_at) from id_map) then previous_customer_id
+            else customer_id
+        end as customer_id
+    from id_map
 
 ),
 
@@ -70,8 +84,8 @@ bridging_rules as (
         max(case when edge_ends.link_rule = 'probabilistic' then 1 else 0 end) as has_probabilistic_bridge
     from moved_nodes
     inner join edge_ends on edge_ends.node_key = moved_nodes.node_key
-    inner join this_run as other_end on other_end.node_key = edge_ends.other_node_key
-    where coalesce(other_end.previous_customer_id, '') <> moved_nodes.merged_customer_id
+    inner join ids_before_run as other_end on other_end.node_key = edge_ends.other_node_key
+    where coalesce(other_end.customer_id, '') <> moved_nodes.merged_customer_id
     group by moved_nodes.merged_customer_id
 
 ),

@@ -15,13 +15,13 @@
 
 with
 
-orders as (
+orders as {{ cte_not_materialized() }} (
 
     select * from {{ ref('int_orders_attributed') }}
 
 ),
 
-order_lines as (
+order_lines as {{ cte_not_materialized() }} (
 
     select * from {{ ref('int_order_lines_unioned') }}
 
