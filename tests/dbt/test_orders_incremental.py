@@ -439,6 +439,42 @@ def test_id_map_rewrites_only_the_rows_it_changes(landed, nightly):
     assert not any(row[-1] >= started for row in _id_map(landed["warehouse"]).values())
 
 
+def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
+    landed, nightly, tmp_path
+):
+    # The scoped uniqueness test checks the keys of the newest rows against every stored row:
+    # a stale row left behind under a key the run rewrote (a delete that did not happen) fails.
+    warehouse = tmp_path / "duplicate" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(landed["warehouse"], warehouse)
+    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET_PATH": str(tmp_path / "target")}
+    command = [
+        DBT_EXECUTABLE,
+        "test",
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--select",
+        "test_name:unique_for_rewritten_keys,fct_orders",
+    ]
+
+    def dbt_test() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    clean = dbt_test()
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "insert into marts.fct_orders select * replace "
+            "(timestamp '2000-01-01' as refreshed_at) from marts.fct_orders "
+            "where refreshed_at = (select max(refreshed_at) from marts.fct_orders) limit 1"
+        )
+    duplicated = dbt_test()
+    assert duplicated.returncode != 0
+    assert "unique_for_rewritten_keys_fct_orders_order_id" in duplicated.stdout
+
+
 def test_nightly_run_equals_full_refresh(landed, nightly):
     _assert_equals_full_refresh(landed["warehouse"], landed["target"], list(ORDER_MODELS))
 
