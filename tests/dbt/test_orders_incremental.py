@@ -51,6 +51,8 @@ ORDER_MODELS = {
     # rewritten, and only their identifier pairs recomputed.
     "intermediate.int_identity_observations": "refreshed_at",
     "intermediate.int_identity_edges_deterministic": "refreshed_at",
+    # Resolved again only for the records whose identifiers or their map rows changed.
+    "intermediate.int_identity_source_records": "refreshed_at, identity_assigned_at",
     # Rebuilt every night, warm-started from the changes the two above logged.
     "intermediate.int_identity_components_deterministic": None,
 }
@@ -473,6 +475,34 @@ def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
     duplicated = dbt_test()
     assert duplicated.returncode != 0
     assert "unique_for_rewritten_keys_fct_orders_order_id" in duplicated.stdout
+
+
+def test_source_records_built_before_their_run_stamps_are_rebuilt_whole(landed, nightly, tmp_path):
+    # A warehouse from before int_identity_source_records was incremental has the table without
+    # its stamp columns: the next run resolves every record and adds the columns.
+    warehouse = tmp_path / "upgrade" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(landed["warehouse"], warehouse)
+    table = "intermediate.int_identity_source_records"
+    with duckdb.connect(str(warehouse)) as con:
+        expected = con.execute(
+            f"select * exclude ({ORDER_MODELS[table]}) from {table} order by all"
+        ).fetchall()
+        con.execute(
+            f"create or replace table {table} as "
+            f"select * exclude ({ORDER_MODELS[table]}) from {table}"
+        )
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _dbt(warehouse, tmp_path / "target", "run", "--select", "int_identity_source_records")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rebuilt = con.execute(
+            f"select * exclude ({ORDER_MODELS[table]}) from {table} order by all"
+        ).fetchall()
+        stale = con.execute(
+            f"select count(*) from {table} where refreshed_at < ?", [started]
+        ).fetchone()[0]
+    assert rebuilt == expected
+    assert stale == 0
 
 
 def test_nightly_run_equals_full_refresh(landed, nightly):
