@@ -92,3 +92,16 @@
         {%- endfor %}
     ))
 {%- endmacro %}
+
+
+{#- The customers int_customer_stage_events has events for: everyone with a purchase day, and
+    everyone registered by the as-of date (a prospect, or a buyer anyway). The same set as
+    `select customer_id from int_customer_stage_events`, without computing the events: the
+    stage history's pre-hook deletes the customers outside it (merged away), and reading the
+    view for that cost 1.7 s at 1M customers. -#}
+{% macro lifecycle_stage_event_customers() -%}
+    select customer_id from {{ ref('int_customer_purchase_days') }}
+    union
+    select customer_id from {{ ref('int_customer_registrations') }}
+    where registered_date <= {{ lifecycle_as_of_date() }}
+{%- endmacro %}

@@ -116,3 +116,34 @@ def test_rerunning_a_night_changes_nothing(nightly) -> None:
     _dbt(nightly["incremental"], nightly["target"], dt.date(2026, 6, 30))
     assert _history(nightly["incremental"]) == before_history
     assert _triggers(nightly["incremental"]) == before_triggers
+
+
+def test_a_customer_without_stage_events_leaves_the_history(nightly, tmp_path) -> None:
+    # A customer merged away has no stage events any more; the pre-hook finds the customers
+    # that do from the purchase days and registrations instead of computing every event.
+    warehouse = tmp_path / "departed" / "warehouse.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(nightly["incremental"], warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        with_events = {
+            row[0]
+            for row in con.sql(
+                "select distinct customer_id from intermediate.int_customer_stage_events"
+            ).fetchall()
+        }
+        con.execute(
+            "insert into marts.fct_customer_stage_history "
+            "select * replace ('CMERGEDAWAY' as customer_id, 'CMERGEDAWAY:' || changed_on as "
+            "stage_change_id) from marts.fct_customer_stage_history limit 2"
+        )
+    _dbt(warehouse, tmp_path / "target", dt.date(2026, 6, 30))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        kept = {
+            row[0]
+            for row in con.sql(
+                "select distinct customer_id from marts.fct_customer_stage_history"
+            ).fetchall()
+        }
+    assert "CMERGEDAWAY" not in kept
+    assert kept <= with_events
+    assert _history(warehouse) == _history(nightly["full"])

@@ -13,10 +13,13 @@
         on_schema_change='fail',
         pre_hook=[
             "{% if is_incremental() %}delete from {{ this }} where customer_id not in "
-            ~ "(select customer_id from {{ ref('int_customer_stage_events') }}){% endif %}"
+            ~ "({{ lifecycle_stage_event_customers() }}){% endif %}"
         ],
     )
 }}
+-- The pre-hook's parents (lifecycle_stage_event_customers):
+-- depends_on: {{ ref('int_customer_purchase_days') }}
+-- depends_on: {{ ref('int_customer_registrations') }}
 
 with
 
