@@ -425,18 +425,13 @@
 {% macro identity_source_records_delete_missing(kind, parent) -%}
     {%- if is_incremental() -%}
     {%- if kind == 'orders' -%}
-        {%- set sources = raw_order_sources() %}
         {%- set kept_records -%}
             select
-                case
-                    {%- for source, record_source in sources.items() %}
-                    when source = '{{ source }}' then '{{ record_source }}'
-                    {%- endfor %}
-                end as source,
+                {{ order_record_source('source') }} as source,
                 source_order_id as record_id
             from {{ parent }}
         {%- endset %}
-        {%- set record_sources = sources.values() | list %}
+        {%- set record_sources = raw_order_sources().values() | list %}
     {%- elif kind == 'profiles' -%}
         {%- set record_sources = ['accounts', 'members'] %}
         {%- set kept_records -%}

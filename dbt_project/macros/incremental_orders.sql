@@ -20,6 +20,16 @@
     {{ return({'online': 'online_orders', 'store': 'pos_transactions'}) }}
 {%- endmacro %}
 
+{#- The identity record source ('online_orders', 'pos_transactions') of an order whose `source`
+    column is `source_column`, as a SQL expression. -#}
+{% macro order_record_source(source_column) -%}
+    case
+        {%- for source, record_source in raw_order_sources().items() %}
+        when {{ source_column }} = '{{ source }}' then '{{ record_source }}'
+        {%- endfor %}
+    end
+{%- endmacro %}
+
 {% macro raw_order_line_sources() -%}
     {{ return({'online': 'online_order_lines', 'store': 'pos_lines'}) }}
 {%- endmacro %}

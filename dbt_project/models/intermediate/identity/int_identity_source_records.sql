@@ -34,7 +34,6 @@
 {%- set identifier_map = ref('int_identity_customer_id_map') %}
 {%- set observations = ref('int_identity_observations') %}
 {%- set orders_unioned = ref('int_orders_unioned') %}
-{%- set record_sources = raw_order_sources() %}
 with
 
 {% if incremental %}
@@ -52,11 +51,7 @@ batch_records as (
         or refreshed_at > {{ incremental_watermark('refreshed_at') }}
     union
     select
-        case
-            {%- for source, record_source in record_sources.items() %}
-            when source = '{{ source }}' then '{{ record_source }}'
-            {%- endfor %}
-        end as source,
+        {{ order_record_source('source') }} as source,
         source_order_id as record_id
     from {{ orders_unioned }}
     where refreshed_at > {{ incremental_watermark('refreshed_at') }}

@@ -53,11 +53,7 @@ reresolved_orders as (
     from {{ ref('int_orders_unioned') }} as unioned
     inner join reassigned_records
         on reassigned_records.record_id = unioned.source_order_id
-        and reassigned_records.source = case
-            {%- for source, record_source in record_sources.items() %}
-            when unioned.source = '{{ source }}' then '{{ record_source }}'
-            {%- endfor %}
-        end
+        and reassigned_records.source = {{ order_record_source('unioned.source') }}
 
 ),
 
@@ -164,11 +160,7 @@ attributed as (
 
     from orders
     left join attribution
-        on attribution.source = case
-            {%- for source, record_source in record_sources.items() %}
-            when orders.source = '{{ source }}' then '{{ record_source }}'
-            {%- endfor %}
-        end
+        on attribution.source = {{ order_record_source('orders.source') }}
         and attribution.record_id = orders.source_order_id
 
 ),
