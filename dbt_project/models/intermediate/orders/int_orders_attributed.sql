@@ -6,8 +6,8 @@
     resolves, through int_identity_customer_id_map, only
     * the orders refreshed in int_orders_unioned since the last run (new landings, between
       nightly runs too), and
-    * the orders carrying an identifier whose map row changed since the map build the last run
-      resolved against (the map writes only the rows it changes: a merge, a split, a new link,
+    * the orders whose record int_identity_source_records resolved again since (it does so for
+      every record carrying an identifier whose map row changed: a merge, a split, a new link,
       a newly shared identifier),
     and writes only those whose customer or rule changed. An order from an identifier the map
     has never seen stays unattributed until the nightly identity build links it; its node is
@@ -24,26 +24,20 @@
 
 {#- Refs at the top level, so dbt registers them whichever branch a run takes. #}
 {%- set identifier_map = ref('int_identity_customer_id_map') %}
-{%- set observations = ref('int_identity_observations') %}
 {%- set source_records = ref('int_identity_source_records') %}
 {%- set record_sources = raw_order_sources() %}
 
 with
 
 {% if is_incremental() %}
-reassigned_nodes as (
+reresolved_records as (
 
-    select node_key from {{ identifier_map }}
-    where assigned_at > {{ incremental_watermark('identity_assigned_at') }}
-
-),
-
-reassigned_records as (
-
-    select distinct source, record_id
-    from {{ observations }}
+    -- Both models stamp the run's start and this one runs after source records, so these are
+    -- the records resolved differently since this model last ran.
+    select source, record_id
+    from {{ source_records }}
     where source in ('{{ record_sources.values() | join("', '") }}')
-        and node_key in (select node_key from reassigned_nodes)
+        and refreshed_at > {{ incremental_watermark('refreshed_at') }}
 
 ),
 
@@ -51,9 +45,9 @@ reresolved_orders as (
 
     select unioned.order_id
     from {{ ref('int_orders_unioned') }} as unioned
-    inner join reassigned_records
-        on reassigned_records.record_id = unioned.source_order_id
-        and reassigned_records.source = {{ order_record_source('unioned.source') }}
+    inner join reresolved_records
+        on reresolved_records.record_id = unioned.source_order_id
+        and reresolved_records.source = {{ order_record_source('unioned.source') }}
 
 ),
 
