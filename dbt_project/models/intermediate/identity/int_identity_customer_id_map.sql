@@ -11,7 +11,7 @@
 -- Nodes that left the graph (now shared, or no longer landed) keep their last row with
 -- is_active = false. full_refresh is disabled: `dbt build --full-refresh` must not reissue ids.
 -- A run writes only the rows it changes (a new node, another id or creation time, a node leaving
--- or coming back), so `assigned_at > t` is exactly what changed since t: int_orders_attributed
+-- or coming back), so `assigned_at > t` is exactly what changed since t: int_identity_source_records
 -- and fct_customer_merges read the map's changes that way, and a night that links a few
 -- thousand identifiers rewrites a few thousand rows, not every node.
 {{ config(

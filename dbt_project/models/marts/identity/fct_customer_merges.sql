@@ -22,11 +22,17 @@ edges as (
 
 ),
 
+last_run as (
+
+    select max(assigned_at) as assigned_at from id_map
+
+),
+
 this_run as (
 
     -- The map writes only the rows a run changes, so these are the nodes the last run moved.
     select * from id_map
-    where assigned_at = (select max(assigned_at) from id_map)
+    where assigned_at = (select assigned_at from last_run)
 
 ),
 
@@ -42,7 +48,7 @@ ids_before_run as (
     select
         node_key,
         case
-            when assigned_at = (select max(assigned_at) from id_map) then previous_customer_id
+            when assigned_at = (select assigned_at from last_run) then previous_customer_id
             else customer_id
         end as customer_id
     from id_map
