@@ -197,13 +197,16 @@ def churn_features(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> pd.DataFr
         from (select distinct customer_id, order_date from purchases)
     ),
     intervals as (
+        -- The purchase-day count comes from here rather than a count(distinct order_date) in
+        -- purchase_stats: distinct aggregates sort, and this grouping exists anyway. A single
+        -- purchase day has one row with a NULL gap, so its interval features stay NULL.
         select
             customer_id,
+            count(*) as purchase_days,
             avg(gap_days) as mean_interval_days,
             stddev_samp(gap_days) as std_interval_days,
             arg_max(gap_days, order_date) as last_interval_days
         from purchase_days
-        where gap_days is not null
         group by customer_id
     ),
     purchase_stats as (
@@ -215,16 +218,21 @@ def churn_features(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> pd.DataFr
             count(*) filter (where age_days < 30) as frequency_30d,
             count(*) filter (where age_days < 90) as frequency_90d,
             count(*) filter (where age_days < 180) as frequency_180d,
-            count(distinct order_date) as purchase_days,
             sum(net_amount) as monetary,
             coalesce(sum(net_amount) filter (where age_days < 90), 0) as monetary_90d,
             coalesce(sum(net_amount) filter (where age_days < 180), 0) as monetary_180d,
             avg(net_amount) as average_order_value,
             avg(case when source = 'online' then 1.0 else 0.0 end) as online_share,
-            count(distinct channel) as channel_count,
             coalesce(sum(discount_amount) / nullif(sum(gross_amount), 0), 0) as discount_share,
             avg(case when coupon_code is not null then 1.0 else 0.0 end) as coupon_share
         from purchases
+        group by customer_id
+    ),
+    channels as (
+        -- count(distinct channel) inside purchase_stats cost more than this grouping (1M
+        -- customers: 0.9 s of the 5.4 s query, with the purchase-day count above).
+        select customer_id, count(channel) as channel_count
+        from (select distinct customer_id, channel from purchases)
         group by customer_id
     ),
     other_stats as (
@@ -246,7 +254,7 @@ def churn_features(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> pd.DataFr
         frequency_30d,
         frequency_90d,
         frequency_180d,
-        purchase_days,
+        intervals.purchase_days,
         -- Purchases per 30 days of tenure; a first-time buyer's tenure is at least 30 days so one
         -- order yesterday is not read as a rate of 30 a month.
         30.0 * frequency / greatest(tenure_days + 1, 30) as purchase_rate_30d,
@@ -276,15 +284,23 @@ def churn_features(con: duckdb.DuckDBPyConnection, cutoff: dt.date) -> pd.DataFr
         days_since_last_event
     from purchase_stats
     left join intervals using (customer_id)
+    left join channels using (customer_id)
     left join other_stats using (customer_id)
     left join categories using (customer_id)
     left join engagement using (customer_id)
     order by purchase_stats.customer_id
     """
-    frame = con.execute(sql, {"cutoff": cutoff}).df()
-    frame = frame.set_index("customer_id")
-    # Missing intervals (one purchase day) stay NaN: HistGradientBoosting learns from missingness.
-    return frame[list(CHURN_FEATURES)].astype("float64")
+    table = con.execute(sql, {"cutoff": cutoff}).to_arrow_table()
+    # Straight from Arrow to float64 columns: DuckDB's .df() plus astype took about 1 s more at
+    # 1M customers. Missing intervals (one purchase day) become NaN: HistGradientBoosting
+    # learns from missingness.
+    return pd.DataFrame(
+        {
+            name: table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+            for name in CHURN_FEATURES
+        },
+        index=pd.Index(table["customer_id"].to_numpy(zero_copy_only=False), name="customer_id"),
+    )
 
 
 def horizon_outcomes(

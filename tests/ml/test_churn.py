@@ -172,3 +172,37 @@ def test_orders_only_warehouse_still_trains() -> None:
 def test_a_warehouse_without_orders_fails_clearly() -> None:
     with pytest.raises(ValueError, match=r"marts\.fct_orders does not exist"):
         data.churn_features(duckdb.connect(), CUTOFF)
+
+
+def test_purchase_day_interval_and_channel_features_match_the_orders() -> None:
+    # An independent count from the orders themselves, with channels missing on some orders
+    # (a store feed without one): the SQL's groupings must agree with it customer by customer.
+    con = duckdb.connect()
+    synthetic.build(con, customers=400, seed=11, with_lines=False, with_events=False)
+    con.execute("update marts.fct_orders set channel = null where hash(order_id) % 7 = 0")
+    features = data.churn_features(con, CUTOFF)
+    orders = con.execute(
+        "select customer_id, order_date, channel from marts.fct_orders "
+        "where is_purchase and customer_id is not null and order_date < $cutoff",
+        {"cutoff": CUTOFF},
+    ).df()
+    days = orders.drop_duplicates(["customer_id", "order_date"]).sort_values(
+        ["customer_id", "order_date"]
+    )
+    days["gap"] = days.groupby("customer_id")["order_date"].diff().dt.days
+    by_customer = days.groupby("customer_id")
+    expected = pd.DataFrame(
+        {
+            "purchase_days": by_customer.size().astype("float64"),
+            "mean_interval_days": by_customer["gap"].mean(),
+            "std_interval_days": by_customer["gap"].std(),
+            "last_interval_days": by_customer["gap"].last(),
+            "channel_count": orders.groupby("customer_id")["channel"].nunique().astype("float64"),
+        }
+    )
+    expected.index.name = "customer_id"
+    assert orders["channel"].isna().any() and (expected["purchase_days"] == 1).any()
+    actual = features[list(expected.columns)].sort_index()
+    pd.testing.assert_frame_equal(
+        actual, expected.sort_index().reindex(actual.index), check_index_type=False
+    )
