@@ -90,7 +90,10 @@
 
 {#- The rows of `rows` (a CTE with staging lineage: landed_date, loaded_at and `source`) that an
     incremental run must (re)write: those loaded since the last run, and the stored keys of
-    partitions landed again since (re-read here when an earlier export still holds them). -#}
+    partitions landed again since (re-read here when an earlier export still holds them).
+    `rows` is read twice, so on DuckDB it and the CTEs it reads must be declared
+    cte_not_materialized(): a CTE read twice is materialised whole before either filter applies
+    (int_order_lines_unioned at 1M customers: 0.94 s -> 0.10 s for the select of a new day). -#}
 {% macro select_landed_since_last_run(rows, key, ledger, sources) -%}
     select * from {{ rows }}
     {%- if is_incremental() %}

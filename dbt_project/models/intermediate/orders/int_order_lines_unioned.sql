@@ -10,21 +10,24 @@
     )
 }}
 
+-- Every CTE is inlined (cte_not_materialized): select_landed_since_last_run reads `final`
+-- twice, and DuckDB would otherwise materialise the whole chain over all stored orders before
+-- filtering it to the rows landed since.
 with
 
-online_lines as (
+online_lines as {{ cte_not_materialized() }} (
 
     select * from {{ ref('stg_ecommerce__order_lines') }}
 
 ),
 
-store_lines as (
+store_lines as {{ cte_not_materialized() }} (
 
     select * from {{ ref('stg_pos__transaction_lines') }}
 
 ),
 
-unioned as (
+unioned as {{ cte_not_materialized() }} (
 
     select
         ---------- ids
@@ -73,7 +76,7 @@ unioned as (
 
 ),
 
-final as (
+final as {{ cte_not_materialized() }} (
 
     select
         *,

@@ -11,21 +11,24 @@
     )
 }}
 
+-- Every CTE is inlined (cte_not_materialized): select_landed_since_last_run reads `final`
+-- twice, and DuckDB would otherwise materialise the whole chain over all stored orders before
+-- filtering it to the rows landed since.
 with
 
-online_orders as (
+online_orders as {{ cte_not_materialized() }} (
 
     select * from {{ ref('stg_ecommerce__orders') }}
 
 ),
 
-store_receipts as (
+store_receipts as {{ cte_not_materialized() }} (
 
     select * from {{ ref('stg_pos__transactions') }}
 
 ),
 
-online as (
+online as {{ cte_not_materialized() }} (
 
     select
         ---------- ids
@@ -65,7 +68,7 @@ online as (
 
 ),
 
-store as (
+store as {{ cte_not_materialized() }} (
 
     select
         ---------- ids
@@ -101,7 +104,7 @@ store as (
 
 ),
 
-unioned as (
+unioned as {{ cte_not_materialized() }} (
 
     select * from online
     union all
@@ -109,7 +112,7 @@ unioned as (
 
 ),
 
-final as (
+final as {{ cte_not_materialized() }} (
 
     select
         ---------- ids
