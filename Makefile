@@ -42,7 +42,7 @@ fmt: install
 
 check: lint test
 
-# The nightly pipeline at scale with its ratios (benchmarks/README.md); about 45 minutes at 1M.
+# The nightly pipeline at scale with its ratios (benchmarks/README.md); about 25 minutes at 1M once the data is generated.
 # `make bench CUSTOMERS=100000 DAYS=365`; generated data is reused per seed and scale.
 CUSTOMERS ?= 1000000
 DAYS ?= 365

@@ -26,7 +26,9 @@ per seed, scale and generator code, then reused):
    first unless its results exist).
 
 Results: `data/bench/<key>/results.json` and `results.md` (printed at the end), and a copy of
-both per run in `data/bench/<key>/history/`.
+both per run in `data/bench/<key>/history/`. With `--keep-snapshot` the warehouse as the
+nightly's dbt steps found it is kept in `data/bench/<key>/prenightly/`, for
+`benchmarks/replay_nightly.py` (one change measured on the nightly without a whole bench).
 
     .venv/bin/python benchmarks/bench_pipeline.py --customers 100000 --days 365
 """
@@ -50,7 +52,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
@@ -933,23 +935,35 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-class Bench:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.key = f"c{args.customers}_d{args.days}_s{args.seed}"
-        self.home = args.work / self.key
-        self.run_dir = self.home / "run"
-        self.landing = self.run_dir / "landing"
-        self.warehouse = self.run_dir / "warehouse.duckdb"
-        # DuckDB names a file's catalog after its stem, which the SQL dbt sent spells out.
-        self.replay_warehouse = self.run_dir / "replay" / self.warehouse.name
-        self.dbt_target = self.run_dir / "dbt_target"
-        self.last_day = END_DATE
-        self.first_as_of = (END_DATE - dt.timedelta(days=1)).isoformat()
-        self.records: list[dict[str, Any]] = []
-        self.baseline: dict[str, Any] | None = None
+class RunDir:
+    """The files of one pipeline run (warehouse, landing, model artefacts, dbt targets,
+    previews) and the environment every stage process of the run gets. The bench's `run/` and
+    a nightly replay's copy (replay_nightly.py) are laid out alike."""
 
-    # -- process plumbing
+    # Not a dataclass: the tests load this file by path, without a sys.modules entry, which
+    # dataclasses needs to resolve postponed annotations.
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.path / "warehouse.duckdb"
+
+    @property
+    def landing(self) -> Path:
+        return self.path / "landing"
+
+    @property
+    def models(self) -> Path:
+        return self.path / "models"
+
+    @property
+    def dbt_target(self) -> Path:
+        return self.path / "dbt_target"
+
+    @property
+    def previews(self) -> Path:
+        return self.path / "previews"
 
     def env(self, label: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -959,13 +973,13 @@ class Bench:
                 "DAGSTER_HOME": "",
                 "DUCKDB_PATH": str(self.warehouse),
                 "LANDING_DIR": str(self.landing),
-                "MODEL_DIR": str(self.run_dir / "models"),
+                "MODEL_DIR": str(self.models),
                 "DBT_TARGET_PATH": str(self.dbt_target / label),
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                 "PYTHONPATH": str(ROOT),
                 # Planning is timed in dry run whatever the shell says: nothing may be sent.
                 "ACTIVATION_MODE": "dry_run",
-                "ACTIVATION_PREVIEW_DIR": str(self.run_dir / "previews"),
+                "ACTIVATION_PREVIEW_DIR": str(self.previews),
             }
         )
         return env
@@ -987,6 +1001,152 @@ class Bench:
         if done.returncode != 0:
             raise RuntimeError(f"dbt parse for {label} failed:\n{done.stdout[-3000:]}")
 
+
+def run_stage(
+    home: Path,
+    run: RunDir,
+    label: str,
+    kind: str,
+    params: dict[str, Any],
+    phase: str,
+    dbt_vars: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One stage in a child process (`--stage KIND PARAMS RESULT`) with `run`'s environment,
+    its params, result and log under `home`: its record (seconds, peak RSS, details)."""
+    if dbt_vars is not None:
+        run.parse_dbt(label, dbt_vars)
+    stages = home / "stages"
+    stages.mkdir(parents=True, exist_ok=True)
+    params_file, result_file = stages / f"{label}.params.json", stages / f"{label}.json"
+    params_file.write_text(json.dumps(params))
+    result_file.unlink(missing_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {phase}: {label} ...", flush=True)
+    log = home / "logs" / f"{label}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--stage", kind, str(params_file), str(result_file)],
+            cwd=ROOT,
+            env=run.env(label),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    peak_tree = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_tree
+        while not stop.wait(0.2):
+            peak_tree = max(peak_tree, _tree_rss_bytes(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): the stage must not outlive the benchmark.
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        stop.set()
+    sampler.join()
+    seconds = time.perf_counter() - started
+    outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
+    record = {
+        "phase": phase,
+        "stage": label,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_tree_rss_mb": round(peak_tree / 2**20),
+        "ok": status == 0 and outcome.get("ok", False),
+        "details": outcome.get("details", {}),
+    }
+    if not record["ok"]:
+        record["error"] = outcome.get("error") or f"exit status {status}"
+        print(f"    FAILED: {record['error'][:600]} (log: {log})", flush=True)
+    else:
+        skipped = record["details"].get("skipped")
+        print(
+            f"    {record['seconds']} s, peak RSS {record['peak_rss_mb']} MB "
+            f"(tree {record['peak_tree_rss_mb']} MB){'; ' + skipped if skipped else ''}",
+            flush=True,
+        )
+    return record
+
+
+class PipelineStage(NamedTuple):
+    name: str
+    kind: str
+    params: dict[str, Any]
+    # The vars the stage's dbt invocations pass (see stage_materialize, _as_of_config), for the
+    # untimed parse; None: the stage runs no dbt.
+    dbt_vars: dict[str, Any] | None
+
+
+def pipeline_stages(as_of: str, warehouse: Path) -> list[PipelineStage]:
+    """The stages after ingestion, in pipeline order, as of `as_of`: each reads what the ones
+    before it built."""
+    dbt_vars = {"customer_view": {}, "lifecycle": {"as_of_date": as_of}}
+    return [
+        *(
+            PipelineStage(
+                name,
+                "materialize",
+                {"selection": name, "as_of": as_of, "dbt_config": name == "lifecycle"},
+                dbt_vars.get(name),
+            )
+            for name in ("customer_view", "lifecycle", "churn", "recommendations")
+        ),
+        PipelineStage("audiences", "audiences", {"as_of": as_of}, {"as_of_date": as_of}),
+        PipelineStage("planning", "planning", {"as_of": as_of, "warehouse": str(warehouse)}, None),
+    ]
+
+
+def link_date(landing: Path, date_dir: Path) -> None:
+    """Land one generated date folder: a link to it in the landing tree (the loader follows
+    links like folders)."""
+    target = landing / date_dir.parent.name / date_dir.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(date_dir.resolve(), target_is_directory=True)
+
+
+def prenightly_dir(home: Path) -> Path:
+    """Where `--keep-snapshot` keeps the warehouse as the nightly's dbt steps found it, with
+    the model artefacts of the full build and SNAPSHOT_RECORD: outside `run/`, which the next
+    run recreates (replay_nightly.py replays nightly stages on copies of it)."""
+    return home / "prenightly"
+
+
+SNAPSHOT_RECORD = "snapshot.json"
+
+
+def copy_database(source: Path, copy: Path) -> None:
+    """Copy a DuckDB file with its write-ahead log, if it has one."""
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    for path, copied in zip(_with_wal(source), _with_wal(copy), strict=True):
+        if path.exists():
+            shutil.copyfile(path, copied)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.key = f"c{args.customers}_d{args.days}_s{args.seed}"
+        self.home = args.work / self.key
+        self.layout = RunDir(self.home / "run")
+        self.run_dir = self.layout.path
+        self.landing = self.layout.landing
+        self.warehouse = self.layout.warehouse
+        # DuckDB names a file's catalog after its stem, which the SQL dbt sent spells out.
+        self.replay_warehouse = self.run_dir / "replay" / self.warehouse.name
+        self.dbt_target = self.layout.dbt_target
+        self.last_day = END_DATE
+        self.first_as_of = (END_DATE - dt.timedelta(days=1)).isoformat()
+        self.records: list[dict[str, Any]] = []
+        self.baseline: dict[str, Any] | None = None
+
     def stage(
         self,
         label: str,
@@ -995,66 +1155,7 @@ class Bench:
         phase: str,
         dbt_vars: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        if dbt_vars is not None:
-            self.parse_dbt(label, dbt_vars)
-        stages = self.home / "stages"
-        stages.mkdir(parents=True, exist_ok=True)
-        params_file, result_file = stages / f"{label}.params.json", stages / f"{label}.json"
-        params_file.write_text(json.dumps(params))
-        result_file.unlink(missing_ok=True)
-        print(f"[{time.strftime('%H:%M:%S')}] {phase}: {label} ...", flush=True)
-        log = self.home / "logs" / f"{label}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                [sys.executable, __file__, "--stage", kind, str(params_file), str(result_file)],
-                cwd=ROOT,
-                env=self.env(label),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        peak_tree = 0
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak_tree
-            while not stop.wait(0.2):
-                peak_tree = max(peak_tree, _tree_rss_bytes(process.pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM): the stage must not outlive the benchmark.
-            process.kill()
-            process.wait()
-            raise
-        finally:
-            stop.set()
-        sampler.join()
-        seconds = time.perf_counter() - started
-        outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
-        record = {
-            "phase": phase,
-            "stage": label,
-            "seconds": round(seconds, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "peak_tree_rss_mb": round(peak_tree / 2**20),
-            "ok": status == 0 and outcome.get("ok", False),
-            "details": outcome.get("details", {}),
-        }
-        if not record["ok"]:
-            record["error"] = outcome.get("error") or f"exit status {status}"
-            print(f"    FAILED: {record['error'][:600]} (log: {log})", flush=True)
-        else:
-            skipped = record["details"].get("skipped")
-            print(
-                f"    {record['seconds']} s, peak RSS {record['peak_rss_mb']} MB "
-                f"(tree {record['peak_tree_rss_mb']} MB){'; ' + skipped if skipped else ''}",
-                flush=True,
-            )
+        record = run_stage(self.home, self.layout, label, kind, params, phase, dbt_vars)
         self.records.append(record)
         return record
 
@@ -1109,43 +1210,23 @@ class Bench:
         for source_dir in sorted((self.home / "landing").iterdir()):
             for date_dir in sorted(source_dir.iterdir()):
                 if date_dir.name != self.last_day.isoformat():
-                    self.link(date_dir)
-
-    def link(self, date_dir: Path) -> None:
-        target = self.landing / date_dir.parent.name / date_dir.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(date_dir.resolve(), target_is_directory=True)
+                    link_date(self.landing, date_dir)
 
     # -- phases
 
     def pipeline(self, phase: str, as_of: str, ingestion: tuple[str, dict[str, Any]]) -> None:
         kind, params = ingestion
-        self.stage(f"{phase}-ingestion", kind, params, phase)
+        ingested = self.stage(f"{phase}-ingestion", kind, params, phase)
         if phase == "nightly":
             self.snapshot_for_replay()
-        # The vars each stage's dbt invocations pass (see stage_materialize, _as_of_config).
-        dbt_vars = {"customer_view": {}, "lifecycle": {"as_of_date": as_of}}
-        for name in ("customer_view", "lifecycle", "churn", "recommendations"):
+            if self.args.keep_snapshot and ingested["ok"]:
+                self.keep_prenightly(as_of)
+            elif self.args.keep_snapshot:
+                print("    pre-nightly snapshot not kept: the ingestion failed", flush=True)
+        for stage in pipeline_stages(as_of, self.warehouse):
             self.stage(
-                f"{phase}-{name}",
-                "materialize",
-                {"selection": name, "as_of": as_of, "dbt_config": name == "lifecycle"},
-                phase,
-                dbt_vars=dbt_vars.get(name),
+                f"{phase}-{stage.name}", stage.kind, stage.params, phase, dbt_vars=stage.dbt_vars
             )
-        self.stage(
-            f"{phase}-audiences",
-            "audiences",
-            {"as_of": as_of},
-            phase,
-            dbt_vars={"as_of_date": as_of},
-        )
-        self.stage(
-            f"{phase}-planning",
-            "planning",
-            {"as_of": as_of, "warehouse": str(self.warehouse)},
-            phase,
-        )
 
     def snapshot_for_replay(self) -> None:
         """Copy the warehouse as the nightly's dbt steps will find it, for the direct replay.
@@ -1153,18 +1234,56 @@ class Bench:
         their new day already consumed (their watermarks and change logs are read at run time)
         and do less work than dbt did; on this copy they do the same work. Untimed."""
         started = time.perf_counter()
-        self.replay_warehouse.parent.mkdir(exist_ok=True)
-        for source, copy in zip(
-            _with_wal(self.warehouse), _with_wal(self.replay_warehouse), strict=True
-        ):
-            if source.exists():
-                shutil.copyfile(source, copy)
+        copy_database(self.warehouse, self.replay_warehouse)
         size = self.replay_warehouse.stat().st_size
         print(
             f"    warehouse copied for the replay: {size / 2**30:.2f} GiB in "
             f"{time.perf_counter() - started:.1f} s (untimed)",
             flush=True,
         )
+
+    def keep_prenightly(self, as_of: str) -> None:
+        """`--keep-snapshot`: keep the pre-nightly warehouse (the replay's copy is changed by the
+        replay, then deleted) in prenightly_dir, with the model artefacts the full build left
+        (the nightly's churn and recommendations read MODEL_DIR) and what a replay needs. The
+        landing is not copied: the nightly's landing folder links to every date of the
+        generated data in <home>/landing/, which outlives runs (the trigger-latency stage
+        writes its orders into run/landing/ after the nightly); the generator's fingerprint
+        says whether that data is still the same. Written beside, then renamed into place, so
+        an interrupted copy never passes for a snapshot. Untimed."""
+        started = time.perf_counter()
+        kept = prenightly_dir(self.home)
+        partial = kept.with_name(kept.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        copy_database(self.warehouse, partial / self.warehouse.name)
+        if self.layout.models.exists():
+            shutil.copytree(self.layout.models, partial / "models")
+        record = {
+            "as_of": as_of,
+            "warehouse": self.warehouse.name,
+            "models": "models",
+            "landing": str(self.home / "landing"),
+            "generator_sha256": generator_fingerprint(),
+            "code": code_version(),
+            "customers": self.args.customers,
+            "days": self.args.days,
+            "seed": self.args.seed,
+            "end_date": END_DATE.isoformat(),
+            # The bench run it comes from: its results.json has the same started_at.
+            "bench_started_at": self.started_at,
+        }
+        (partial / SNAPSHOT_RECORD).write_text(json.dumps(record, indent=2))
+        shutil.rmtree(kept, ignore_errors=True)
+        partial.rename(kept)
+        print(
+            f"    pre-nightly warehouse and models kept in {kept} in "
+            f"{time.perf_counter() - started:.1f} s (untimed)",
+            flush=True,
+        )
+
+    @property
+    def started_at(self) -> str:
+        return dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(timespec="seconds")
 
     def run(self) -> dict[str, Any]:
         self.started = time.time()
@@ -1188,7 +1307,7 @@ class Bench:
         last = self.last_day.isoformat()
         for source_dir in sorted((self.home / "landing").iterdir()):
             if (source_dir / last).is_dir():
-                self.link(source_dir / last)
+                link_date(self.landing, source_dir / last)
         self.pipeline(
             "nightly", last, ("ingest_date", {"landing": str(self.landing), "date": last})
         )
@@ -1261,9 +1380,7 @@ class Bench:
             "days": self.args.days,
             "seed": self.args.seed,
             "end_date": END_DATE.isoformat(),
-            "started_at": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(
-                timespec="seconds"
-            ),
+            "started_at": self.started_at,
             "wall_seconds": round(time.time() - self.started, 1),
             "machine": machine(),
             "code": code_version(),
@@ -1509,7 +1626,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
@@ -1534,8 +1651,20 @@ def main() -> None:
         "makes the ratio not like for like",
     )
     parser.add_argument(
+        "--keep-snapshot",
+        action="store_true",
+        help="keep the warehouse as the nightly's dbt steps found it, with the model artefacts, "
+        "in <work>/<key>/prenightly/ for benchmarks/replay_nightly.py (a copy of the warehouse "
+        "more on disk)",
+    )
+    parser.add_argument(
         "--stage", nargs=3, metavar=("NAME", "PARAMS", "RESULT"), help=argparse.SUPPRESS
     )
+    return parser
+
+
+def main() -> None:
+    parser = argument_parser()
     args = parser.parse_args()
     if args.stage:
         name, params_file, result_file = args.stage
