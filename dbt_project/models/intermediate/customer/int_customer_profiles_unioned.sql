@@ -14,8 +14,10 @@ members as (
 
 ),
 
-identifiers as (
+identifiers as {{ cte_not_materialized() }} (
 
+    -- Read twice (record links and shared contact points): materialised, DuckDB copied the
+    -- whole dimension with every column before either join.
     select * from {{ ref('dim_customer_identifiers') }}
 
 ),
