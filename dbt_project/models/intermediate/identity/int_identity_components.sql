@@ -48,44 +48,55 @@ edges as (
 
 ),
 
-labelled as (
+parts as (
 
+    -- One row per deterministic part: what the nodes below need, worked out on 1.2M parts
+    -- instead of 3.9M nodes (1M customers). A window count and a ranking over every node took
+    -- most of this model's time.
     select
-        deterministic_components.node_key,
-        deterministic_components.identifier_type,
-        coalesce(part_labels.label, deterministic_components.component_key) as component_key,
-        deterministic_components.component_key as deterministic_component_key,
-        deterministic_components.component_size as deterministic_component_size
+        component_key as deterministic_component_key,
+        any_value(component_size) as deterministic_component_size
     from deterministic_components
-    left join part_labels on part_labels.node_key = deterministic_components.component_key
+    group by component_key
 
 ),
 
-nodes as (
+labelled_parts as (
 
     select
-        *,
-        count(*) over (partition by component_key) as component_size
-    from labelled
+        parts.deterministic_component_key,
+        parts.deterministic_component_size,
+        coalesce(part_labels.label, parts.deterministic_component_key) as component_key
+    from parts
+    left join part_labels on part_labels.node_key = parts.deterministic_component_key
 
 ),
 
-main_parts as (
+components as (
 
     -- The largest deterministic part of each component (ties: smallest key) is its core.
-    select component_key, deterministic_component_key as main_deterministic_component_key
-    from (
-        select
-            component_key,
-            deterministic_component_key,
-            row_number() over (
-                partition by component_key
-                order by deterministic_component_size desc, deterministic_component_key
-            ) as part_rank
-        from nodes
-        group by component_key, deterministic_component_key, deterministic_component_size
-    ) as ranked
-    where part_rank = 1
+    -- min() of a struct compares field by field; no field is NULL here.
+    select
+        component_key,
+        cast(sum(deterministic_component_size) as {{ dbt.type_bigint() }}) as component_size,
+        min({
+            'negative_size': -deterministic_component_size,
+            'part_key': deterministic_component_key
+        }).part_key as main_deterministic_component_key
+    from labelled_parts
+    group by component_key
+
+),
+
+part_components as (
+
+    select
+        labelled_parts.deterministic_component_key,
+        labelled_parts.component_key,
+        components.component_size,
+        components.main_deterministic_component_key
+    from labelled_parts
+    inner join components on components.component_key = labelled_parts.component_key
 
 ),
 
@@ -99,39 +110,42 @@ probabilistic_ends as (
 
 part_probabilities as (
 
-    -- The strongest probabilistic link touching each deterministic part.
     select
-        nodes.deterministic_component_key,
+        deterministic_components.component_key as deterministic_component_key,
         max(probabilistic_ends.match_probability) as match_probability
     from probabilistic_ends
-    inner join nodes on nodes.node_key = probabilistic_ends.node_key
-    group by nodes.deterministic_component_key
+    inner join deterministic_components
+        on deterministic_components.node_key = probabilistic_ends.node_key
+    group by deterministic_components.component_key
 
 ),
 
 final as (
 
     select
-        nodes.node_key,
-        nodes.identifier_type,
-        nodes.component_key,
-        nodes.component_size,
-        nodes.deterministic_component_key,
+        deterministic_components.node_key,
+        deterministic_components.identifier_type,
+        part_components.component_key,
+        part_components.component_size,
+        part_components.deterministic_component_key,
         case
-            when nodes.component_size = 1 then 'singleton'
-            when nodes.deterministic_component_key = main_parts.main_deterministic_component_key
+            when part_components.component_size = 1 then 'singleton'
+            when part_components.deterministic_component_key
+                = part_components.main_deterministic_component_key
                 then 'deterministic'
             else 'probabilistic'
         end as link_rule,
         case
-            when nodes.component_size > 1
-                and nodes.deterministic_component_key <> main_parts.main_deterministic_component_key
+            when part_components.component_size > 1
+                and part_components.deterministic_component_key
+                    <> part_components.main_deterministic_component_key
                 then part_probabilities.match_probability
         end as match_probability
-    from nodes
-    inner join main_parts on main_parts.component_key = nodes.component_key
+    from deterministic_components
+    inner join part_components
+        on part_components.deterministic_component_key = deterministic_components.component_key
     left join part_probabilities
-        on part_probabilities.deterministic_component_key = nodes.deterministic_component_key
+        on part_probabilities.deterministic_component_key = deterministic_components.component_key
 
 )
 
