@@ -148,13 +148,18 @@
             from {{ side.changed }} where record_id is null
         {%- endset -%}
         {%- do run_query(log_query) -%}
+        {#- Two deletes, not one with `or exists`: DuckDB cannot run an OR of two subqueries as
+            a semi-join and probes every stored row against both (at 1M customers, 88,649 of
+            11.4M rows: 2.0 s as one statement, 0.27 s as two). -#}
+        {%- do run_query(
+            "delete from " ~ this ~ " where source in (select source from " ~ side.changed
+            ~ " where record_id is null)") -%}
         {%- set delete_query -%}
             delete from {{ this }} as stored
-            where stored.source in (select source from {{ side.changed }} where record_id is null)
-                or exists (
-                    select 1 from {{ side.changed }} as changed
-                    where changed.source = stored.source and changed.record_id = stored.record_id
-                )
+            where exists (
+                select 1 from {{ side.changed }} as changed
+                where changed.source = stored.source and changed.record_id = stored.record_id
+            )
         {%- endset -%}
         {%- do run_query(delete_query) -%}
         {%- set counts = run_query(
