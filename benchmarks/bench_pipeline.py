@@ -8,12 +8,13 @@ adds up the whole process tree every 0.2 s (Dagster and dbt are alive at the sam
 What runs, on a fresh warehouse under `data/bench/<key>/run/` (landing data is generated once
 per seed, scale and generator code, then reused):
 
-1. full build over every day but the last: ingestion (`cdp run`'s path), staging + identity
-   + customer view, lifecycle marts + triggers, churn model + scores, recommendations,
-   audience models, campaign planning (dry run, every campaign), each through Dagster
-   `materialize`;
-2. nightly: the last day lands; ingestion of the new date (what the landing sensor launches)
-   and the same stages again, as of that day. Ratio: nightly / full build;
+1. full build over every day but the last: ingestion (`cdp run`'s path), then the product's
+   `nightly_build` job, launched as its schedule launches it (one run, the job's executor):
+   staging + identity + customer view, lifecycle marts + triggers, churn model + scores,
+   recommendations, audience models, each step timed; then campaign planning (dry run, every
+   campaign) through Dagster `materialize`;
+2. nightly: the last day lands; ingestion of the new date (what the landing sensor launches),
+   `nightly_build` again and planning, as of that day. Ratio: nightly / full build;
 3. trigger latency: one hour of new online orders lands in the next date folder; ingestion
    of that partition + the dbt path from orders to `fct_trigger_events`, until the rows exist;
 4. orchestration overhead: the nightly's dbt steps through Dagster vs the same SQL without
@@ -61,10 +62,6 @@ if str(ROOT) not in sys.path:
 
 # Fixed so the same seed and scale always give the same data (reusable across runs).
 END_DATE = dt.date(2026, 11, 22)
-LIFECYCLE_ROOTS = (
-    ("intermediate", "int_customer_registrations"),
-    ("intermediate", "int_customer_purchase_days"),
-)
 # The path from new orders to their triggers is the `refresh_triggers` job (dbt tag
 # trigger_path): the incremental order models attribute the new orders through last night's
 # identifier map and the trigger rules record what fired; no tests, no identity rebuild.
@@ -85,7 +82,10 @@ REPLAY_COMPARED = (
     "intermediate.int_identity_components_deterministic",
     "intermediate.int_identity_customer_id_map",
 )
-PIPELINE_ORDER = ["customer_view", "lifecycle", "churn", "recommendations", "audiences"]
+# The product's nightly job (orchestration/defs/nightly/jobs.py); its dbt steps that build
+# dbt_models (before and after Splink) are the ones the direct replay replays.
+NIGHTLY_BUILD = "nightly_build"
+REPLAYED_DBT_STEPS = "dbt_models"
 TARGETS = {
     "orchestration_overhead": ("<=", 1.3),
     "pandas_vs_dbt": (">=", 10.0),
@@ -124,38 +124,10 @@ class _Dagster:
         self.graph = defs.resolve_asset_graph()
         self.instance = dg.DagsterInstance.ephemeral()
 
-    def keys_of(self, op_name: str) -> set[Any]:
-        for asset in self.assets:
-            if isinstance(asset, self.dg.AssetsDefinition) and asset.node_def.name == op_name:
-                return set(asset.keys)
-        return set()
-
-    def lifecycle_keys(self) -> set[Any]:
-        roots = [self.dg.AssetKey(list(k)) for k in LIFECYCLE_ROOTS]
-        downstream = self.dg.AssetSelection.assets(*roots).downstream().resolve(self.graph)
-        return set(downstream) & self.keys_of("dbt_models")
-
-    def selection(self, name: str) -> set[Any]:
-        key = self.dg.AssetKey
-        dbt_models = self.keys_of("dbt_models")
-        if name == "customer_view":
-            return (dbt_models - self.lifecycle_keys()) | {
-                key(["intermediate", "identity_probabilistic_links"])
-            }
-        if name == "lifecycle":
-            return self.lifecycle_keys()
-        if name == "all_dbt":
-            return dbt_models
-        if name == "churn":
-            return {key(["ml", "churn_model"]), key(["ml", "churn_scores"])}
-        if name == "recommendations":
-            return {key(["ml", "recommendations"]), key(["ml", "product_associations"])}
-        if name == "audiences":
-            return self.keys_of("dbt_audiences")
-        if name == "trigger_path":
-            job = self.defs.resolve_job_def("refresh_triggers")
-            return set(job.asset_layer.executable_asset_keys)
-        raise ValueError(f"unknown selection {name!r}")
+    def trigger_path(self) -> set[Any]:
+        """The assets of the `refresh_triggers` job."""
+        job = self.defs.resolve_job_def("refresh_triggers")
+        return set(job.asset_layer.executable_asset_keys)
 
     def with_checks(self, keys: set[Any], built_before: set[Any]) -> Any:
         """The assets and the checks that can run once they are built: a check whose asset or
@@ -170,14 +142,6 @@ class _Dagster:
                     checks.add(spec.key)
         selection = self.dg.AssetSelection.assets(*keys).without_checks()
         return selection | self.dg.AssetSelection.checks(*checks) if checks else selection
-
-    def built_before(self, name: str) -> set[Any]:
-        """What a stage may treat as already built (and fresh) when it starts."""
-        everything = set(self.graph.get_all_asset_keys())
-        if name in PIPELINE_ORDER:
-            later = PIPELINE_ORDER[PIPELINE_ORDER.index(name) :]
-            return everything - set().union(*(self.selection(s) for s in later))
-        return everything - self.selection(name)
 
     def available(self, keys: set[Any]) -> set[Any]:
         known = set(self.graph.get_all_asset_keys())
@@ -301,27 +265,53 @@ def stage_ingest_date(params: dict[str, Any]) -> dict[str, Any]:
     return {"sources": sources}
 
 
-def stage_materialize(params: dict[str, Any]) -> dict[str, Any]:
-    dagster = _Dagster()
-    wanted = dagster.selection(params["selection"])
-    keys = dagster.available(wanted)
-    if not keys:
-        return {"skipped": f"not available: no assets {sorted(k.to_user_string() for k in wanted)}"}
-    ops = {}
-    if params.get("dbt_config") and keys & dagster.keys_of("dbt_models"):
-        ops["dbt_models"] = _as_of_config(params.get("as_of"), params.get("full_refresh", False))
-    started = time.time()
-    selection = dagster.with_checks(keys, dagster.built_before(params["selection"]))
-    seconds, result = dagster.materialize(selection, ops=ops)
-    details: dict[str, Any] = {
-        "assets": len(keys),
-        "materialize_seconds": round(seconds, 1),
-        "steps": dagster.step_seconds(result),
+def nightly_build_job() -> Any:
+    """The job as a code location defines it; `reconstructable` needs a module-level function
+    (a multiprocess executor's step processes load the job from it)."""
+    from orchestration.definitions import defs as build_defs
+
+    return build_defs().resolve_job_def(NIGHTLY_BUILD)
+
+
+def stage_build(params: dict[str, Any]) -> dict[str, Any]:
+    """`nightly_build` as its schedule launches it: one run on a persistent instance with the
+    project's dagster.yaml (the duckdb pool), through the job's own executor, every dbt step
+    as of `as_of`. Step seconds come from the run's events."""
+    import dagster as dg
+
+    from orchestration.runner import QUIET_RUN_CONFIG, _failure_message
+
+    home = Path(params["dagster_home"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    job = nightly_build_job()
+    # dagster-dbt names the dbt steps dbt_models, dbt_models_2, ... as the job splits them.
+    dbt_steps = [n.name for n in job.graph.nodes if n.name.startswith(("dbt_models", "dbt_aud"))]
+    run_config = {
+        **QUIET_RUN_CONFIG,
+        "ops": {step: _as_of_config(params["as_of"]) for step in dbt_steps},
     }
-    dbt_runs = _dbt_target_runs(Path(os.environ["DBT_TARGET_PATH"]), started)
-    if dbt_runs:
-        details["dbt"] = dbt_runs
-    return details
+    started_at = time.time()
+    started = time.perf_counter()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = dg.execute_job(
+            dg.reconstructable(nightly_build_job),
+            instance=instance,
+            run_config=run_config,
+            tags={"cdp/entrypoint": "bench"},
+            raise_on_error=False,
+        )
+        seconds = time.perf_counter() - started
+        if not result.success:
+            raise RuntimeError(_failure_message(result))
+        return {
+            "job": NIGHTLY_BUILD,
+            "executor": job.executor_def.name,
+            "assets": len(job.asset_layer.executable_asset_keys),
+            "materialize_seconds": round(seconds, 1),
+            "steps": _Dagster.step_seconds(result),
+            "dbt": _dbt_target_runs(Path(os.environ["DBT_TARGET_PATH"]), started_at),
+        }
 
 
 def _planning_assets(dagster: _Dagster) -> set[Any]:
@@ -330,24 +320,6 @@ def _planning_assets(dagster: _Dagster) -> set[Any]:
         key
         for key in dagster.graph.get_all_asset_keys()
         if key.path[0] == "activation" and "plan" in key.path[-1]
-    }
-
-
-def stage_audiences(params: dict[str, Any]) -> dict[str, Any]:
-    """The audience models (dbt), built after the ML scores they read."""
-    dagster = _Dagster()
-    audiences = dagster.available(dagster.selection("audiences"))
-    if not audiences:
-        return {"skipped": "not available: no audience models"}
-    started = time.time()
-    seconds, _ = dagster.materialize(
-        dagster.with_checks(audiences, dagster.built_before("audiences")),
-        ops={"dbt_audiences": _as_of_config(params["as_of"])},
-    )
-    return {
-        "audience_models": len(audiences),
-        "materialize_seconds": round(seconds, 1),
-        "dbt": _dbt_target_runs(Path(os.environ["DBT_TARGET_PATH"]), started),
     }
 
 
@@ -425,7 +397,7 @@ def stage_latency(params: dict[str, Any]) -> dict[str, Any]:
     ]
     ingest_seconds, _ = dagster.materialize(raw, partition_key=date)
     dbt_started = time.time()
-    path = dagster.available(dagster.selection("trigger_path"))
+    path = dagster.available(dagster.trigger_path())
     # As the refresh_triggers job runs it: the tagged models, without their tests.
     from orchestration.defs.transform.assets import ORDER_TRIGGER_RULES
 
@@ -829,8 +801,7 @@ STAGES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "generate": stage_generate,
     "ingest_all": stage_ingest_all,
     "ingest_date": stage_ingest_date,
-    "materialize": stage_materialize,
-    "audiences": stage_audiences,
+    "build": stage_build,
     "planning": stage_planning,
     "latency": stage_latency,
     "direct_sql": stage_direct_sql,
@@ -1085,22 +1056,29 @@ class PipelineStage(NamedTuple):
     dbt_vars: dict[str, Any] | None
 
 
-def pipeline_stages(as_of: str, warehouse: Path) -> list[PipelineStage]:
-    """The stages after ingestion, in pipeline order, as of `as_of`: each reads what the ones
-    before it built."""
-    dbt_vars = {"customer_view": {}, "lifecycle": {"as_of_date": as_of}}
+def pipeline_stages(as_of: str, run: RunDir) -> list[PipelineStage]:
+    """The stages after ingestion, in pipeline order, as of `as_of`: the nightly build job,
+    then every campaign's plan (in a deployment each campaign's own scheduled job)."""
     return [
-        *(
-            PipelineStage(
-                name,
-                "materialize",
-                {"selection": name, "as_of": as_of, "dbt_config": name == "lifecycle"},
-                dbt_vars.get(name),
-            )
-            for name in ("customer_view", "lifecycle", "churn", "recommendations")
+        PipelineStage(
+            "build",
+            "build",
+            {"as_of": as_of, "dagster_home": str(run.path / "dagster_home")},
+            {"as_of_date": as_of},
         ),
-        PipelineStage("audiences", "audiences", {"as_of": as_of}, {"as_of_date": as_of}),
-        PipelineStage("planning", "planning", {"as_of": as_of, "warehouse": str(warehouse)}, None),
+        PipelineStage(
+            "planning", "planning", {"as_of": as_of, "warehouse": str(run.warehouse)}, None
+        ),
+    ]
+
+
+def replayed_dbt_runs(build: dict[str, Any]) -> list[dict[str, Any]]:
+    """The build stage's dbt invocations the direct replay replays (dagster-dbt names each
+    invocation's target folder after its step)."""
+    return [
+        run
+        for run in build["details"].get("dbt", [])
+        if Path(run["target"]).name.startswith(REPLAYED_DBT_STEPS)
     ]
 
 
@@ -1223,7 +1201,7 @@ class Bench:
                 self.keep_prenightly(as_of)
             elif self.args.keep_snapshot:
                 print("    pre-nightly snapshot not kept: the ingestion failed", flush=True)
-        for stage in pipeline_stages(as_of, self.warehouse):
+        for stage in pipeline_stages(as_of, self.layout):
             self.stage(
                 f"{phase}-{stage.name}", stage.kind, stage.params, phase, dbt_vars=stage.dbt_vars
             )
@@ -1325,13 +1303,11 @@ class Bench:
             "latency",
             dbt_vars={"as_of_date": next_day, "trigger_rules": _order_trigger_rules()},
         )
-        # The nightly's dbt invocations (customer view before and after Splink, lifecycle),
-        # replayed without dbt and Dagster.
-        nightly = [
-            self.by_label().get(f"nightly-{name}") for name in ("customer_view", "lifecycle")
-        ]
-        if all(r and r["ok"] for r in nightly) and self.replay_warehouse.exists():
-            targets = [run["target"] for r in nightly for run in r["details"].get("dbt", [])]
+        # The nightly's dbt invocations of dbt_models (before and after Splink: staging,
+        # identity, customer view, lifecycle), replayed without dbt and Dagster.
+        build = self.by_label().get("nightly-build")
+        if build and build["ok"] and self.replay_warehouse.exists():
+            targets = [run["target"] for run in replayed_dbt_runs(build)]
             self.stage(
                 "dbt_replay_direct_sql",
                 "direct_sql",
@@ -1412,25 +1388,25 @@ class Bench:
                 met = value <= target if op == "<=" else value >= target
             ratios[name] = {"value": value, "target": f"{op} {target}", "met": met, **extra}
 
-        cv, lc = stages.get("nightly-customer_view"), stages.get("nightly-lifecycle")
-        direct = stages.get("dbt_replay_direct_sql")
-        if cv and lc and direct and cv["ok"] and lc["ok"] and direct["ok"]:
-            # The Splink step runs between the two dbt steps of the customer view stage; it is
-            # not dbt, so its time is taken out. Process start-up stays in: a run pays it.
-            splink = sum(
+        build, direct = stages.get("nightly-build"), stages.get("dbt_replay_direct_sql")
+        if build and direct and build["ok"] and direct["ok"]:
+            # The steps that are not the replayed dbt invocations (Splink between them, the ML
+            # steps, the audiences' dbt steps) are taken out. The run's process start-up, code
+            # location load and executor overhead stay in: a run pays them.
+            not_replayed = sum(
                 seconds
-                for step, seconds in cv["details"].get("steps", {}).items()
-                if not step.startswith("dbt_models")
+                for step, seconds in build["details"].get("steps", {}).items()
+                if not step.startswith(REPLAYED_DBT_STEPS)
             )
-            dagster_seconds = round(cv["seconds"] - splink + lc["seconds"], 1)
-            runs = [run for r in (cv, lc) for run in r["details"].get("dbt", [])]
+            dagster_seconds = round(build["seconds"] - not_replayed, 1)
+            runs = replayed_dbt_runs(build)
             dbt_elapsed = round(sum(run["dbt_elapsed_seconds"] for run in runs), 1)
             replay = direct["details"]["direct_seconds"]
             put(
                 "orchestration_overhead",
                 round(dagster_seconds / direct["seconds"], 2),
                 dagster_seconds=dagster_seconds,
-                splink_seconds_excluded=round(splink, 1),
+                other_steps_seconds_excluded=round(not_replayed, 1),
                 dbt_invocations=len(runs),
                 dbt_elapsed_seconds=dbt_elapsed,
                 replay_seconds=direct["seconds"],
@@ -1540,6 +1516,28 @@ def _replay_equality(equal: dict[str, bool] | None, rewritten: dict[str, int] | 
     return text + "."
 
 
+def build_steps_table(records: list[dict[str, Any]]) -> list[str]:
+    """The steps of each `nightly_build` run, side by side (seconds, from the run's events)."""
+    builds = [r for r in records if r.get("stage", "").endswith("-build") and r.get("ok")]
+    if not builds:
+        return []
+    steps = list(dict.fromkeys(step for r in builds for step in r["details"].get("steps", {})))
+    executor = builds[0]["details"].get("executor")
+    lines = [
+        "",
+        f"Steps of the `{NIGHTLY_BUILD}` runs ({executor} executor; seconds, from the run's "
+        "events; the rest of a build's time is its process start, code location load and "
+        "Dagster's own work between steps):",
+        "",
+        "| step | " + " | ".join(r["stage"] for r in builds) + " |",
+        "|---|" + "---|" * len(builds),
+    ]
+    for step in steps:
+        cells = [str(r["details"].get("steps", {}).get(step, "")) for r in builds]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"## Pipeline benchmark: {report['customers']:,} customers x {report['days']} days "
@@ -1565,6 +1563,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['phase']} | {r['stage']} | {r.get('seconds', '')} | "
             f"{r.get('peak_rss_mb', '')} | {r.get('peak_tree_rss_mb', '')} | {note} |"
         )
+    lines += build_steps_table(report["stages"])
     lines += [
         "",
         f"Full build (ingestion to planning, generation excluded): "

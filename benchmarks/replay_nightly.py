@@ -41,7 +41,7 @@ NOT_COMPARED = {"dbt_invocations"}
 def stage_names() -> list[str]:
     """The nightly's stages after ingestion, in pipeline order (the snapshot is taken after
     ingestion)."""
-    return [stage.name for stage in bench.pipeline_stages("", Path())]
+    return [stage.name for stage in bench.pipeline_stages("", bench.RunDir(Path()))]
 
 
 def plan(requested: list[str]) -> list[tuple[str, bool]]:
@@ -299,7 +299,7 @@ def replay(
     entries = {
         name: {"stage": name, "prerequisite": not asked, "repeats": []} for name, asked in stages
     }
-    by_name = {s.name: s for s in bench.pipeline_stages(snapshot["as_of"], run.warehouse)}
+    by_name = {s.name: s for s in bench.pipeline_stages(snapshot["as_of"], run)}
 
     def run_one(name: str, asked: bool) -> bool:
         stage = by_name[name]

@@ -4,8 +4,8 @@ figures of the same stages, without ever changing the kept one.
 
 The end-to-end test runs the bench for real at 300 customers x 30 days, but only its
 ingestion stages (the others, over a minute even at that scale, are recorded as not run), then
-replays the nightly's customer view through the real child process: from raw, as the full
-build builds it, which is the same selection and the same machinery."""
+replays the nightly build job through the real child process: from raw, as the full build
+builds it, which is the same job and the same machinery."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _ingestion_only(module: ModuleType) -> type:
         ) -> dict[str, Any]:
             if kind in ("generate", "ingest_all", "ingest_date"):
                 return super().stage(label, kind, params, phase, dbt_vars)
-            if label == "full-churn":
+            if label == "full-build":
                 artefact = self.layout.models / "churn" / "metadata.json"
                 artefact.parent.mkdir(parents=True)
                 artefact.write_text('{"trained_at": "2026-11-21"}')
@@ -89,7 +89,7 @@ def test_bench_keeps_the_prenightly_warehouse_and_a_replay_measures_a_stage_on_a
     work = tmp_path / "replay"
     script = ROOT / "benchmarks" / "replay_nightly.py"
     done = subprocess.run(
-        [sys.executable, script, "--home", bench.home, "--stages", "customer_view", "--work", work],
+        [sys.executable, script, "--home", bench.home, "--stages", "build", "--work", work],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -99,26 +99,24 @@ def test_bench_keeps_the_prenightly_warehouse_and_a_replay_measures_a_stage_on_a
     assert _fingerprint(kept) == before
     assert (work / "run" / "models" / "churn" / "metadata.json").is_file()
     [entry] = json.loads((work / "replay.json").read_text())["stages"]
-    assert entry["stage"] == "customer_view" and not entry["prerequisite"]
+    assert entry["stage"] == "build" and not entry["prerequisite"]
     figures = entry["figures"]
-    # The customer view's two dbt steps around the Splink step.
-    assert figures["dbt_invocations"] == 2
-    models = set(figures["model_seconds"])
-    assert models >= CUSTOMER_VIEW_MODELS
-    assert not models & LIFECYCLE_MODELS
-    assert "customer_view: wall" in done.stdout and "slowest models:" in done.stdout
+    # dbt_models before and after the Splink step, then the audiences' dbt steps.
+    assert figures["dbt_invocations"] >= 3
+    assert set(figures["model_seconds"]) >= CUSTOMER_VIEW_MODELS | LIFECYCLE_MODELS
+    assert {"dbt_models", "dbt_models_2", "intermediate__identity_probabilistic_links"} <= set(
+        figures["steps"]
+    )
+    assert "build: wall" in done.stdout and "slowest models:" in done.stdout
 
 
 def test_a_stage_asked_for_alone_runs_after_the_stages_it_reads() -> None:
     replay = load_benchmark("replay_nightly")
 
-    assert replay.plan(["lifecycle"]) == [("customer_view", False), ("lifecycle", True)]
-    assert replay.plan(["churn", "customer_view"]) == [
-        ("customer_view", True),
-        ("lifecycle", False),
-        ("churn", True),
-    ]
-    with pytest.raises(ValueError, match="customer_view,lifecycle,churn"):
+    assert replay.plan(["planning"]) == [("build", False), ("planning", True)]
+    assert replay.plan(["planning", "build"]) == [("build", True), ("planning", True)]
+    assert replay.plan(["build"]) == [("build", True)]
+    with pytest.raises(ValueError, match="build,planning"):
         replay.plan(["ingestion"])
 
 
@@ -127,7 +125,7 @@ def _record(seconds: float, models: dict[str, float], steps: dict[str, float]) -
     whose nodes are these models and 1 s of tests."""
     return {
         "phase": "nightly",
-        "stage": "nightly-lifecycle",
+        "stage": "nightly-build",
         "seconds": seconds,
         "peak_tree_rss_mb": 1000,
         "ok": True,
@@ -154,7 +152,7 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
                 "started_at": "2026-12-05T01:46:54+00:00",
                 "code": "596aed1",
                 "stages": [
-                    {**benched, "phase": "full", "stage": "full-lifecycle", "seconds": 99.0},
+                    {**benched, "phase": "full", "stage": "full-build", "seconds": 99.0},
                     benched,
                 ],
             }
@@ -167,10 +165,10 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
 
     by_stage, run = replay.bench_nightly(tmp_path)
     figures = replay.median_figures(repeats)
-    ratios = replay.compare(figures, by_stage["lifecycle"])
+    ratios = replay.compare(figures, by_stage["build"])
 
     assert run == {"started_at": "2026-12-05T01:46:54+00:00", "code": "596aed1"}
-    assert by_stage["lifecycle"]["seconds"] == 40.0
+    assert by_stage["build"]["seconds"] == 40.0
     assert figures["seconds"] == 22.0
     assert figures["dbt_model_seconds"] == 9.0 and figures["dbt_test_seconds"] == 1.0
     assert ratios["seconds"] == 0.55
@@ -178,14 +176,14 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
     assert ratios["model_seconds"] == {"int_a": 0.5, "int_b": 1.0}
     lines = replay.describe(
         {
-            "stage": "lifecycle",
+            "stage": "build",
             "prerequisite": False,
             "repeats": repeats,
             "figures": figures,
-            "bench": by_stage["lifecycle"],
+            "bench": by_stage["build"],
         }
     )
-    assert lines[0].startswith("lifecycle: wall 22 s (bench 40 s, x0.55) (median of 3: 20, 24, 22)")
+    assert lines[0].startswith("build: wall 22 s (bench 40 s, x0.55) (median of 3: 20, 24, 22)")
     assert "int_a 5 s (bench 10 s, x0.50)" in lines[-1]
 
 
@@ -193,4 +191,4 @@ def test_without_a_kept_snapshot_the_replay_says_how_to_keep_one(tmp_path: Path)
     replay = load_benchmark("replay_nightly")
 
     with pytest.raises(SystemExit, match="make bench BENCH_ARGS=--keep-snapshot"):
-        replay.main(["--home", str(tmp_path), "--stages", "customer_view"])
+        replay.main(["--home", str(tmp_path), "--stages", "build"])
