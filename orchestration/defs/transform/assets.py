@@ -120,6 +120,10 @@ def _has_audiences() -> bool:
 refresh_triggers = dg.define_asset_job(
     "refresh_triggers",
     selection=build_dbt_asset_selection([dbt_models], dbt_select=TRIGGER_PATH).without_checks(),
+    # One dbt step: a process of its own would only load the code location again on the way
+    # to every trigger. 3000 customers, three runs each: 11.8-14.5 s with a step process,
+    # 7.2-9.4 s in the run's process; the dbt step 6.0-6.7 s either way.
+    executor_def=dg.in_process_executor,
     config={
         "ops": {"dbt_models": {"config": {"tests": False, "trigger_rules": ORDER_TRIGGER_RULES}}}
     },
