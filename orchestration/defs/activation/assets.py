@@ -301,6 +301,11 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
     job = dg.define_asset_job(
         name=f"activate__{campaign.name}",
         selection=dg.AssetSelection.assets(_audience_key(campaign), plan_key, dispatch_key),
+        # The steps run one after another (each needs the one before, and all write the
+        # warehouse); a process per step only loaded the code location three more times.
+        # 3000 customers, win-back in dry run, three runs each: 23.1-26.1 s with a process per
+        # step, 7.2-9.5 s in the run's process; the steps 6.3-6.6 s either way.
+        executor_def=dg.in_process_executor,
         description=f"Rebuild the audience {campaign.name}, plan it and send it.",
         tags={"activation/campaign": campaign.name},
     )
