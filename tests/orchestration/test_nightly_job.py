@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,17 @@ def test_the_schedule_is_off_until_turned_on_and_reads_its_time_from_the_environ
     monkeypatch.setenv("NIGHTLY_BUILD_TIMEZONE", "Asia/Shanghai")
     moved = nightly_build_schedule()
     assert (moved.cron_schedule, moved.execution_timezone) == ("30 3 * * *", "Asia/Shanghai")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NIGHTLY_BUILD_CRON", "0 25 * *"), ("NIGHTLY_BUILD_TIMEZONE", "Mars/Base")],
+)
+def test_a_bad_schedule_setting_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    from orchestration.defs.nightly.jobs import nightly_build_schedule
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=re.escape(f"{variable}='{value}'")):
+        nightly_build_schedule()

@@ -39,18 +39,27 @@ nightly_build = dg.define_asset_job(
 
 def nightly_build_schedule() -> dg.ScheduleDefinition:
     # Read when the code location loads, so a deployment sets them in its environment (.env).
-    return dg.ScheduleDefinition(
-        name=f"{NIGHTLY_BUILD}_schedule",
-        job=nightly_build,
-        cron_schedule=os.environ.get("NIGHTLY_BUILD_CRON") or DEFAULT_CRON,
-        execution_timezone=os.environ.get("NIGHTLY_BUILD_TIMEZONE") or "UTC",
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=(
-            "Runs nightly_build (NIGHTLY_BUILD_CRON in NIGHTLY_BUILD_TIMEZONE, default 01:00 "
-            "UTC). Schedule campaigns after it: a campaign's job rebuilds only its audience, "
-            "from the marts and scores of the last nightly build."
-        ),
-    )
+    cron = os.environ.get("NIGHTLY_BUILD_CRON") or DEFAULT_CRON
+    timezone = os.environ.get("NIGHTLY_BUILD_TIMEZONE") or "UTC"
+    try:
+        return dg.ScheduleDefinition(
+            name=f"{NIGHTLY_BUILD}_schedule",
+            job=nightly_build,
+            cron_schedule=cron,
+            execution_timezone=timezone,
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description=(
+                "Runs nightly_build (NIGHTLY_BUILD_CRON in NIGHTLY_BUILD_TIMEZONE, default "
+                "01:00 UTC). Schedule campaigns after it: a campaign's job rebuilds only its "
+                "audience, from the marts and scores of the last nightly build."
+            ),
+        )
+    except dg.DagsterInvalidDefinitionError as error:
+        # Dagster names the schedule, not the setting to fix.
+        raise ValueError(
+            f"NIGHTLY_BUILD_CRON={cron!r} / NIGHTLY_BUILD_TIMEZONE={timezone!r}: {error} "
+            "(a 5-field cron such as '0 1 * * *' and an IANA timezone such as 'Asia/Shanghai')"
+        ) from error
 
 
 @dg.definitions
