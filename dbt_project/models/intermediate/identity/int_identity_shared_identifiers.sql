@@ -42,14 +42,13 @@ profiles as (
 
 contact_nodes as (
 
-    -- One group key: node_key determines the other two (see dim_customer_identifiers).
     select
         node_key,
-        min(identifier_type) as identifier_type,
-        min(identifier_value) as identifier_value
+        identifier_type,
+        identifier_value
     from observations
     where identifier_type in ('email', 'phone', 'device_id')
-    group by node_key
+    group by node_key, identifier_type, identifier_value
 
 ),
 

@@ -30,18 +30,15 @@ id_map as (
 
 identifiers as (
 
-    -- node_key is identifier_type || ':' || identifier_value (identity_node_key), so it alone
-    -- is the group and min() just carries the other two: hashing one string instead of three
-    -- (1M customers, 11.4M observations into 3.9M identifiers: 1.4-1.7 s -> 0.85 s).
     select
         node_key,
-        min(identifier_type) as identifier_type,
-        min(identifier_value) as identifier_value,
+        identifier_type,
+        identifier_value,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at,
         count(*) as record_count
     from observations
-    group by node_key
+    group by node_key, identifier_type, identifier_value
 
 ),
 
