@@ -100,11 +100,9 @@ TARGETS = {
 # stage bodies: each runs in its own process (`--stage NAME PARAMS RESULT`)
 
 
-def _as_of_config(as_of: str | None, full_refresh: bool = False) -> dict[str, Any]:
-    config: dict[str, Any] = {"full_refresh": full_refresh}
-    if as_of:
-        config["as_of_date"] = as_of
-    return {"config": config}
+def _as_of_config(as_of: str) -> dict[str, Any]:
+    """A dbt step's run config (DbtBuildConfig) computing as of `as_of`."""
+    return {"config": {"as_of_date": as_of}}
 
 
 class _Dagster:
@@ -279,11 +277,10 @@ def stage_build(params: dict[str, Any]) -> dict[str, Any]:
     as of `as_of`. Step seconds come from the run's events."""
     import dagster as dg
 
-    from orchestration.runner import QUIET_RUN_CONFIG, _failure_message
+    from orchestration.runner import QUIET_RUN_CONFIG, _failure_message, instance_for_cli
 
-    home = Path(params["dagster_home"])
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    # The stage's own DAGSTER_HOME, set up as `cdp run` sets one up (the project's dagster.yaml).
+    os.environ["DAGSTER_HOME"] = params["dagster_home"]
     job = nightly_build_job()
     # dagster-dbt names the dbt steps dbt_models, dbt_models_2, ... as the job splits them.
     dbt_steps = [n.name for n in job.graph.nodes if n.name.startswith(("dbt_models", "dbt_aud"))]
@@ -293,7 +290,7 @@ def stage_build(params: dict[str, Any]) -> dict[str, Any]:
     }
     started_at = time.time()
     started = time.perf_counter()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_for_cli() as instance:
         result = dg.execute_job(
             dg.reconstructable(nightly_build_job),
             instance=instance,
@@ -1051,7 +1048,7 @@ class PipelineStage(NamedTuple):
     name: str
     kind: str
     params: dict[str, Any]
-    # The vars the stage's dbt invocations pass (see stage_materialize, _as_of_config), for the
+    # The vars the stage's dbt invocations pass (see stage_build, _as_of_config), for the
     # untimed parse; None: the stage runs no dbt.
     dbt_vars: dict[str, Any] | None
 
