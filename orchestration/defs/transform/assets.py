@@ -13,7 +13,11 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.transform.project import dbt_project, dbt_resource
+from orchestration.defs.transform.project import (
+    dbt_project,
+    dbt_resource,
+    kept_target_invocations,
+)
 from orchestration.defs.transform.translator import CdpDbtTranslator
 from orchestration.ingestion.contract import SOURCES
 from orchestration.ingestion.loader import ensure_tables
@@ -168,6 +172,8 @@ def refresh_triggers_on_landing(
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # A bad setting fails the code location, naming it, rather than every dbt step.
+    kept_target_invocations()
     return dg.Definitions(
         assets=[dbt_models, dbt_audiences] if _has_audiences() else [dbt_models],
         jobs=[refresh_triggers],
