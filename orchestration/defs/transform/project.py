@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+from dagster import get_dagster_logger
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
@@ -22,6 +23,7 @@ _BESIDE = Path(sys.executable).parent / "dbt"
 DBT_EXECUTABLE = str(_BESIDE) if _BESIDE.exists() else (shutil.which("dbt") or "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+logger = get_dagster_logger()
 
 KEEP_TARGETS_VARIABLE = "DBT_TARGET_KEEP_INVOCATIONS"
 DEFAULT_KEEP_TARGETS = 20
@@ -115,7 +117,12 @@ class CdpDbtCliResource(DbtCliResource):
         # the moment to make room for the folder it names (kept + this one).
         path = super()._get_unique_target_path(context=context)
         parent = path.parent if path.is_absolute() else Path(self.project_dir) / path.parent
-        prune_invocation_targets(parent, kept_target_invocations() - 1)
+        keep = kept_target_invocations()
+        try:
+            prune_invocation_targets(parent, keep - 1)
+        except OSError as error:
+            # Housekeeping: a folder that cannot be read or deleted must not fail the build.
+            logger.warning("could not prune old dbt target folders in %s: %s", parent, error)
         return path
 
 
