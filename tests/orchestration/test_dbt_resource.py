@@ -128,3 +128,11 @@ def test_a_bad_keep_setting_names_the_variable(monkeypatch):
             kept_target_invocations()
     monkeypatch.delenv(KEEP_TARGETS_VARIABLE)
     assert kept_target_invocations() == DEFAULT_KEEP_TARGETS
+
+
+def test_a_bad_keep_setting_fails_the_code_location(monkeypatch):
+    from orchestration.defs.transform.assets import defs
+
+    monkeypatch.setenv(KEEP_TARGETS_VARIABLE, "none")
+    with pytest.raises(ValueError, match="DBT_TARGET_KEEP_INVOCATIONS='none'"):
+        defs()
