@@ -32,6 +32,7 @@ test: install
 
 dev: install
 	@mkdir -p $(DAGSTER_HOME) && [ -f $(DAGSTER_HOME)/dagster.yaml ] || cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@cmp -s orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml || echo "note: $(DAGSTER_HOME)/dagster.yaml differs from orchestration/dagster.yaml (it is copied only when absent); merge the changes you want, such as the run queue's tag_concurrency_limits"
 	$(BIN)/dagster dev -w workspace.yaml
 
 lint: install

@@ -29,6 +29,7 @@ from activations.render import Renderer
 from activations.settings import ENV_VARS as PROVIDER_ENV_VARS
 from activations.settings import ProviderSettings, build_channel, webhook_settings
 from activations.spec import ActivationSettings, Campaign, load_campaigns
+from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
 from orchestration.defs.transform.project import dbt_project
 
 OVERRIDE_TAG = "activation/guardrail_override"
@@ -307,7 +308,9 @@ def build_campaign(campaign: Campaign) -> dict[str, list[Any]]:
         # step, 7.2-9.5 s in the run's process; the steps 6.3-6.6 s either way.
         executor_def=dg.in_process_executor,
         description=f"Rebuild the audience {campaign.name}, plan it and send it.",
-        tags={"activation/campaign": campaign.name},
+        # Queued behind a running nightly build, so the audience is built from one night's
+        # marts and scores, never from a build half done.
+        tags={"activation/campaign": campaign.name, **EXCLUSIVE_RUN_TAGS},
     )
     schedules, sensors = [], []
     if spec.schedule:

@@ -9,6 +9,8 @@ import os
 
 import dagster as dg
 
+from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
+
 NIGHTLY_BUILD = "nightly_build"
 DEFAULT_CRON = "0 1 * * *"
 
@@ -33,7 +35,8 @@ nightly_build = dg.define_asset_job(
         "recommendations, and every audience, with their dbt tests and asset checks. Campaigns "
         "are not sent by it: their own schedules read what it built."
     ),
-    tags={"cdp/job": NIGHTLY_BUILD},
+    # Campaigns, trigger refreshes and ingestion queued meanwhile start after it.
+    tags={"cdp/job": NIGHTLY_BUILD, **EXCLUSIVE_RUN_TAGS},
 )
 
 

@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 from dagster_duckdb import DuckDBResource
 
+from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
 from orchestration.defs.transform.project import (
     dbt_project,
     dbt_resource,
@@ -128,6 +129,7 @@ refresh_triggers = dg.define_asset_job(
     # to every trigger. 3000 customers, three runs each: 11.8-14.5 s with a step process,
     # 7.2-9.4 s in the run's process; the dbt step 6.0-6.7 s either way.
     executor_def=dg.in_process_executor,
+    tags=EXCLUSIVE_RUN_TAGS,
     config={
         "ops": {"dbt_models": {"config": {"tests": False, "trigger_rules": ORDER_TRIGGER_RULES}}}
     },
