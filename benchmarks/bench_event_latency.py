@@ -49,7 +49,7 @@ def main() -> None:
         campaigns_from_manifest,
         new_triggers,
     )
-    from orchestration.defs.transform.assets import dbt_audiences
+    from orchestration.defs.transform.assets import dbt_audiences, dbt_models
     from orchestration.defs.transform.project import dbt_resource
     from tests.fakes.sendgrid import start_fake_sendgrid
 
@@ -114,7 +114,8 @@ def main() -> None:
             continue
         started = time.perf_counter()
         result = dg.materialize(
-            [dbt_audiences, *parts["assets"], *parts["asset_checks"]],
+            # The audience is in one of the two dbt assets (an ML-independent one in dbt_models).
+            [dbt_models, dbt_audiences, *parts["assets"], *parts["asset_checks"]],
             selection=dg.AssetSelection.assets(audience_key, *[a.key for a in parts["assets"]]),
             resources=resources,
             raise_on_error=False,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.ingestion.contract import SOURCES
 
@@ -103,3 +104,41 @@ def test_the_workspace_validates_without_a_code_location_name_warning(env: None)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "does not match the name" not in done.stderr + done.stdout
+
+
+def test_audiences_that_read_ml_output_are_built_after_it_and_the_others_with_the_marts(
+    env: None,
+) -> None:
+    from orchestration.defs.transform.assets import dbt_audiences, dbt_models
+
+    graph = _defs().resolve_asset_graph()
+    audiences = {key for key in graph.get_all_asset_keys() if key.path[0] == "audiences"}
+    ml = {key for key in graph.get_all_asset_keys() if key.path[0] == "ml"}
+    reads_ml = {key for key in audiences if graph.get_ancestor_asset_keys(key) & ml}
+    assert reads_ml and audiences - reads_ml
+    assert set(dbt_audiences.keys) == reads_ml
+    assert audiences - reads_ml <= set(dbt_models.keys)
+
+
+def test_no_ml_audience_asset_when_no_audience_reads_ml_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from orchestration.defs.transform import assets
+    from orchestration.defs.transform.project import dbt_project
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    path = tmp_path / "manifest.json"
+    monkeypatch.setattr(assets, "dbt_project", SimpleNamespace(manifest_path=path))
+    path.write_text(json.dumps(manifest))
+    assert assets._has_ml_audiences()
+    # A project whose audiences read no ML output (the ML sources are gone with them).
+    manifest["sources"] = {
+        unique_id: source
+        for unique_id, source in manifest["sources"].items()
+        if source["source_name"] != "ml"
+    }
+    path.write_text(json.dumps(manifest))
+    assert not assets._has_ml_audiences()
