@@ -1,7 +1,7 @@
 """Runs that read or rebuild the warehouse do not interleave: with the instance settings of
 `orchestration/dagster.yaml`, the run queue starts runs of `nightly_build`, `refresh_triggers`,
 every campaign's job and the landing sensor's ingestion one at a time, in the order they were
-queued, while provider-event ingestion is never held back.
+queued, while provider-event ingestion carries no such tag and is not held back by it.
 
 The tags come from the real definitions and the real sensor; the dequeue decisions are the real
 queue daemon's (`QueuedRunCoordinatorDaemon.run_iteration`). Only the run launcher is Dagster's
