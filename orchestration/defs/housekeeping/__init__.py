@@ -1,0 +1,1 @@
+"""Keeping the run queue moving: runs whose process died are marked failed."""
