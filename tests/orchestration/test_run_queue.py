@@ -1,7 +1,8 @@
 """Runs that read or rebuild the warehouse do not interleave: with the instance settings of
 `orchestration/dagster.yaml`, the run queue starts runs of `nightly_build`, `refresh_triggers`,
 every campaign's job and the landing sensor's ingestion one at a time, in the order they were
-queued, while provider-event ingestion carries no such tag and is not held back by it.
+queued but loads first and the nightly build next, while provider-event ingestion carries no
+such tag and is not held back by it.
 
 The tags come from the real definitions and the real sensor; the dequeue decisions are the real
 queue daemon's (`QueuedRunCoordinatorDaemon.run_iteration`). Only the run launcher is Dagster's
@@ -110,7 +111,7 @@ def test_warehouse_jobs_and_landing_loads_are_exclusive(
     loads = _landing_run_tags(landing, instance)
     assert loads
     assert all(tags.get(WAREHOUSE_TAG) == EXCLUSIVE for tags in loads)
-    # Unsubscribes and bounces must reach a send in progress, so their ingestion is not held.
+    # Provider events only append events and suppressions: their ingestion is not held.
     assert WAREHOUSE_TAG not in job_tags["ingest_provider_events"]
 
 
@@ -123,32 +124,37 @@ def test_runs_queued_during_the_nightly_build_start_after_it_one_at_a_time(
         nightly = _run(
             queue, "nightly_build", job_tags["nightly_build"], dg.DagsterRunStatus.STARTED
         )
-        waiting = [
-            _run(queue, name, tags, dg.DagsterRunStatus.QUEUED).run_id
-            for name, tags in [
-                (campaign, job_tags[campaign]),
-                ("refresh_triggers", job_tags["refresh_triggers"]),
-                ("__ASSET_JOB", load_tags),
+        # Queued in this order while the nightly build runs: a campaign, a trigger refresh, a
+        # load of late files, a second nightly build (a retry carries its run's tags), another
+        # campaign run, and provider events.
+        queued = {
+            label: _run(queue, name, tags, dg.DagsterRunStatus.QUEUED).run_id
+            for label, name, tags in [
+                ("campaign", campaign, job_tags[campaign]),
+                ("refresh", "refresh_triggers", job_tags["refresh_triggers"]),
+                ("load", "__ASSET_JOB", load_tags),
+                ("nightly", "nightly_build", job_tags["nightly_build"]),
+                ("campaign again", campaign, job_tags[campaign]),
+                ("events", "ingest_provider_events", job_tags["ingest_provider_events"]),
             ]
-        ]
-        events = _run(
-            queue,
-            "ingest_provider_events",
-            job_tags["ingest_provider_events"],
-            dg.DagsterRunStatus.QUEUED,
-        )
+        }
+        events = queued.pop("events")
 
-        assert _dequeue(queue) == {events.run_id}
+        assert _dequeue(queue) == {events}
         # Another pass changes nothing while the nightly build runs.
-        assert _dequeue(queue) == {events.run_id}
+        assert _dequeue(queue) == {events}
         assert all(
-            queue.get_run_by_id(run_id).status == dg.DagsterRunStatus.QUEUED for run_id in waiting
+            queue.get_run_by_id(run_id).status == dg.DagsterRunStatus.QUEUED
+            for run_id in queued.values()
         )
 
-        _finish(queue, queue.get_run_by_id(nightly.run_id))
-        # The campaign was queued first: it starts alone, and the others wait for it.
-        assert _dequeue(queue) == {events.run_id, waiting[0]}
-        assert _dequeue(queue) == {events.run_id, waiting[0]}
-        for position in (1, 2):
-            _finish(queue, queue.get_run_by_id(waiting[position - 1]))
-            assert _dequeue(queue) == {events.run_id, *waiting[: position + 1]}
+        # Then one at a time: the load (the build should see its files), the nightly build
+        # (what the campaigns read), then the rest in the order they were queued.
+        running = nightly.run_id
+        started = {events}
+        for label in ["load", "nightly", "campaign", "refresh", "campaign again"]:
+            _finish(queue, queue.get_run_by_id(running))
+            started.add(queued[label])
+            assert _dequeue(queue) == started, label
+            assert _dequeue(queue) == started, label
+            running = queued[label]

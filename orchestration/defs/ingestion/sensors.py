@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
+from orchestration.concurrency import LOAD_RUN_TAGS
 from orchestration.defs.resources import LandingZone
 from orchestration.ingestion.watch import scan
 
@@ -30,8 +30,9 @@ def landing_files_sensor(
     next_cursor, pending = scan(root, cursor)
     requests = []
     for load in pending:
-        # A load waits for a running nightly build rather than changing raw tables under it.
-        tags = {"landing/files": str(len(load.files)), **EXCLUSIVE_RUN_TAGS}
+        # A load waits for a running nightly build rather than changing raw tables under it,
+        # and goes before a nightly build queued with it.
+        tags = {"landing/files": str(len(load.files)), **LOAD_RUN_TAGS}
         if load.first_date == load.last_date:
             request = dg.RunRequest(
                 run_key=load.run_key,

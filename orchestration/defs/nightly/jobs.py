@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
+from orchestration.concurrency import BUILD_RUN_TAGS
 
 NIGHTLY_BUILD = "nightly_build"
 DEFAULT_CRON = "0 1 * * *"
@@ -35,8 +35,9 @@ nightly_build = dg.define_asset_job(
         "recommendations, and every audience, with their dbt tests and asset checks. Campaigns "
         "are not sent by it: their own schedules read what it built."
     ),
-    # Campaigns, trigger refreshes and ingestion queued meanwhile start after it.
-    tags={"cdp/job": NIGHTLY_BUILD, **EXCLUSIVE_RUN_TAGS},
+    # Campaigns, trigger refreshes and ingestion queued meanwhile start after it; queued
+    # together, loads go first and it goes before campaigns (orchestration/concurrency.py).
+    tags={"cdp/job": NIGHTLY_BUILD, **BUILD_RUN_TAGS},
 )
 
 
