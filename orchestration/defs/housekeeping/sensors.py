@@ -6,8 +6,8 @@ took the code server too), nothing does: the run stays STARTED forever, since Da
 monitoring has no worker health check for the default run launcher. Such a run keeps its
 `duckdb` pool slot and, as a `cdp/warehouse=exclusive` run, the run queue's only place: every
 nightly build, campaign and trigger refresh after it stays queued. This sensor finds those
-runs, reports them failed and frees their pool slots; the run retry policy
-(orchestration/dagster.yaml) then relaunches them once.
+runs and reports them failed; the run retry policy (orchestration/dagster.yaml) then
+relaunches them once, before the runs queued behind them (orchestration/concurrency.py).
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ def fail_runs_whose_process_died(context: dg.SensorEvaluationContext) -> dg.Skip
             "was killed or the machine restarted. Marked failed by the sensor "
             "fail_runs_whose_process_died so that the runs queued behind it can start."
         )
+        # Its duckdb slot is left to free_slots_after_run_end_seconds (300 s in
+        # orchestration/dagster.yaml): freed at once, the queue started a campaign queued behind
+        # the crashed build before the retry daemon had queued the build's retry (measured);
+        # five minutes on, the retry is queued and its priority puts it first.
         context.instance.report_run_failed(run, message)
-        # Its process is gone, so its pool slots can go now rather than after the instance's
-        # free_slots_after_run_end_seconds (300 s in orchestration/dagster.yaml).
-        context.instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         context.log.warning("%s: %s", run.run_id, message)
         failed.append(run.run_id)
     if failed:
