@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from orchestration.ingestion.contract import SOURCES
 
@@ -120,25 +119,27 @@ def test_audiences_that_read_ml_output_are_built_after_it_and_the_others_with_th
     assert audiences - reads_ml <= set(dbt_models.keys)
 
 
-def test_no_ml_audience_asset_when_no_audience_reads_ml_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_ml_audience_asset_when_no_audience_reads_ml_output() -> None:
     import json
-    from types import SimpleNamespace
 
     from orchestration.defs.transform import assets
     from orchestration.defs.transform.project import dbt_project
 
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    path = tmp_path / "manifest.json"
-    monkeypatch.setattr(assets, "dbt_project", SimpleNamespace(manifest_path=path))
-    path.write_text(json.dumps(manifest))
-    assert assets._has_ml_audiences()
-    # A project whose audiences read no ML output (the ML sources are gone with them).
-    manifest["sources"] = {
-        unique_id: source
-        for unique_id, source in manifest["sources"].items()
-        if source["source_name"] != "ml"
-    }
-    path.write_text(json.dumps(manifest))
-    assert not assets._has_ml_audiences()
+    assert assets._has_ml_audiences(manifest)
+    # A project whose audiences read no ML output: the ML sources and everything built on them
+    # are gone.
+    gone = {unique_id for unique_id, s in manifest["sources"].items() if s["source_name"] == "ml"}
+    frontier = list(gone)
+    while frontier:
+        for child in manifest["child_map"].get(frontier.pop(), []):
+            if child not in gone:
+                gone.add(child)
+                frontier.append(child)
+    for section in ("nodes", "sources", "parent_map", "child_map"):
+        manifest[section] = {k: v for k, v in manifest[section].items() if k not in gone}
+    for section in ("parent_map", "child_map"):
+        for unique_id, linked in manifest[section].items():
+            manifest[section][unique_id] = [u for u in linked if u not in gone]
+    assert not any(uid.startswith("model.omnicdp.aud_newsletter") for uid in manifest["nodes"])
+    assert not assets._has_ml_audiences(manifest)

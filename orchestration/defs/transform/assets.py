@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
+from dagster_dbt.utils import select_unique_ids
 from dagster_duckdb import DuckDBResource
 
 from orchestration.concurrency import EXCLUSIVE_RUN_TAGS
@@ -120,28 +121,13 @@ def dbt_audiences(
     yield from dbt.cli(dbt_build_args(config), context=context).stream()
 
 
-def _has_ml_audiences() -> bool:
-    """Whether any audience model reads an ML source: `dbt_audiences` selects nothing otherwise,
-    and a dbt asset with an empty selection fails the code location."""
-    manifest = json.loads(dbt_project.manifest_path.read_text())
-    parents = manifest["parent_map"]
-
-    def reads_ml(unique_id: str, seen: set[str]) -> bool:
-        for parent in parents.get(unique_id, []):
-            if parent in seen:
-                continue
-            seen.add(parent)
-            source = manifest["sources"].get(parent)
-            if (source and source["source_name"] == "ml") or reads_ml(parent, seen):
-                return True
-        return False
-
-    return any(
-        node["resource_type"] == "model"
-        and node["original_file_path"].startswith("models/audiences/")
-        and reads_ml(unique_id, set())
-        for unique_id, node in manifest["nodes"].items()
+def _has_ml_audiences(manifest: dict[str, Any]) -> bool:
+    """Whether ML_AUDIENCES selects any model: `dbt_audiences` selects nothing otherwise, and a
+    dbt asset with an empty selection fails the code location."""
+    selected = select_unique_ids(
+        select=ML_AUDIENCES, exclude="", selector="", project=dbt_project, manifest_json=manifest
     )
+    return any(unique_id.startswith("model.") for unique_id in selected)
 
 
 refresh_triggers = dg.define_asset_job(
@@ -199,7 +185,9 @@ def defs() -> dg.Definitions:
     # A bad setting fails the code location, naming it, rather than every dbt step.
     kept_target_invocations()
     return dg.Definitions(
-        assets=[dbt_models, dbt_audiences] if _has_ml_audiences() else [dbt_models],
+        assets=[dbt_models, dbt_audiences]
+        if _has_ml_audiences(json.loads(dbt_project.manifest_path.read_text()))
+        else [dbt_models],
         jobs=[refresh_triggers],
         sensors=[refresh_triggers_on_landing],
         resources={"dbt": dbt_resource()},
