@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,16 +92,22 @@ def test_loading_the_code_location_imports_no_ml_library(env: None) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
 
 
-def test_the_workspace_validates_without_a_code_location_name_warning(env: None) -> None:
+def test_the_workspace_validates_without_a_code_location_name_warning(
+    env: None, tmp_path: Path
+) -> None:
     # dg derives the project's code location name from the checkout folder unless
     # pyproject.toml names it; a mismatch with workspace.yaml logged a warning on every load
     # (53 in one `dagster definitions validate`, hundreds an hour under `make dev`).
+    # The CLI opens the instance at $DAGSTER_HOME, which a fresh checkout does not have
+    # (`make dev` creates it): give it one of its own with the shipped instance config.
+    shutil.copy(ROOT / "orchestration" / "dagster.yaml", tmp_path / "dagster.yaml")
     dagster = str(Path(sys.executable).parent / "dagster")
     done = subprocess.run(
         [dagster, "definitions", "validate", "-w", "workspace.yaml"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "does not match the name" not in done.stderr + done.stdout
