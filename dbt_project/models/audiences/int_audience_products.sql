@@ -1,4 +1,6 @@
-{{ config(materialized='ephemeral') }}
+{#- A view, not ephemeral: int_audience_recommendations snapshots it between runs (a query
+    outside the model's own SQL cannot read an ephemeral model). -#}
+{{ config(materialized='view') }}
 
 -- The catalogue as campaign content: one row per sellable product with its display name,
 -- price, image and page URLs, its price band within its category (the same quantiles as

@@ -4,10 +4,24 @@
 -- customer's own price band come first; products they already bought are left out. Shared by
 -- the newsletter, win-back and birthday audiences. Before the ML assets have run (no
 -- ml.recommendations yet), best sellers alone fill the lists.
+-- Incremental by customer: a night rebuilds only the customers whose inputs changed (everyone
+-- when a best seller changes), see macros/incremental_audiences.sql. 1M customers, the bench's
+-- new day: 22,151 of 945,525 customers rebuilt in 3.4 s, against 11.6 s for all 5.7M rows;
+-- the same rows either way.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ audience_recommendations_delete_changed() }}",
+    post_hook="{{ audience_recommendations_keep_state() }}",
+) }}
 {%- set ml_recommendations = source('ml', 'recommendations') %}
 {%- set has_recommendations = execute and adapter.get_relation(
     database=ml_recommendations.database, schema=ml_recommendations.schema,
     identifier=ml_recommendations.identifier) is not none %}
+{%- set catalogue = audience_recommendations_prepare(
+    ref('dim_customers'), ref('fct_order_lines'), ref('int_audience_products'),
+    ml_recommendations if has_recommendations else none) %}
 with
 
 customers as (
@@ -21,14 +35,18 @@ customers as (
         preferred_category,
         coalesce(price_band, 'mid') as price_band
     from {{ ref('dim_customers') }}
+    {%- if is_incremental() %}
+    where customer_id in (select customer_id from {{ audience_recommendations_relations().changed }})
+    {%- endif %}
 
 ),
 
 products as (
 
-    -- Keys in sku order, so ordering by sku_key is ordering by sku.
+    -- The catalogue state the run keeps (int_audience_products, ranks beyond the top 8
+    -- blanked). Keys in sku order, so ordering by sku_key is ordering by sku.
     select *, row_number() over (order by sku) as sku_key
-    from {{ ref('int_audience_products') }}
+    from {{ catalogue }}
 
 ),
 
