@@ -34,7 +34,12 @@ RECOMMENDED_QUIET = {"C0020", "C0021", "C0022"}
 
 def _dbt(warehouse: Path, target: Path, *args: str, dbt_vars: dict | None = None) -> None:
     env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET_PATH": str(target)}
-    command = [DBT_EXECUTABLE, "run", "--select", "int_audience_products int_audience_recommendations"]
+    command = [
+        DBT_EXECUTABLE,
+        "run",
+        "--select",
+        "int_audience_products int_audience_recommendations",
+    ]
     command += [*args, "--profiles-dir", str(DBT_PROJECT_DIR)]
     if dbt_vars:
         command += ["--vars", json.dumps(dbt_vars)]
@@ -59,7 +64,12 @@ def _seed(warehouse: Path) -> None:
         con.executemany(
             "insert into staging.stg_catalog__products values (?, ?, ?, 'house', true, ?)",
             [
-                (sku, f"Product {sku}", CATEGORIES[i // PER_CATEGORY], round(5 + rng.random() * 95, 2))
+                (
+                    sku,
+                    f"Product {sku}",
+                    CATEGORIES[i // PER_CATEGORY],
+                    round(5 + rng.random() * 95, 2),
+                )
                 for i, sku in enumerate(skus)
             ],
         )
@@ -105,9 +115,7 @@ def _seed(warehouse: Path) -> None:
             for rank, sku in enumerate(rng.sample(skus, rng.randint(1, 10)), start=1):
                 recommendations.append((f"C{n:04d}", rank, sku, 1.0 / rank, "bought_together"))
         recommendations += [(c, 20, QUIET, 0.01, "bought_together") for c in RECOMMENDED_QUIET]
-        con.executemany(
-            "insert into ml.recommendations values (?, ?, ?, ?, ?)", recommendations
-        )
+        con.executemany("insert into ml.recommendations values (?, ?, ?, ?, ?)", recommendations)
 
 
 def _differences(warehouse: Path, expected: Path) -> tuple[int, int, int]:
@@ -182,9 +190,19 @@ def test_each_kind_of_change_rebuilds_its_customers_and_equals_a_full_rebuild(pr
         "delete from marts.fct_order_lines where order_line_id = 'Q0010'",
     )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute(f"select count(*) from {MODEL} where customer_id = 'C0007'").fetchone()[0] > 0
+        assert (
+            con.execute(f"select count(*) from {MODEL} where customer_id = 'C0007'").fetchone()[0]
+            > 0
+        )
     assert build_and_compare() == {
-        "C0001", "C0002", "C0003", "C0004", "C0005", "C9999", "C0008", "C0010"
+        "C0001",
+        "C0002",
+        "C0003",
+        "C0004",
+        "C0005",
+        "C9999",
+        "C0008",
+        "C0010",
     }
 
     # C0011 buys every product there is: their list is now empty, and their old rows gone.
@@ -195,7 +213,10 @@ def test_each_kind_of_change_rebuilds_its_customers_and_equals_a_full_rebuild(pr
     )
     assert build_and_compare() == {"C0011"}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute(f"select count(*) from {MODEL} where customer_id = 'C0011'").fetchone()[0] == 0
+        assert (
+            con.execute(f"select count(*) from {MODEL} where customer_id = 'C0011'").fetchone()[0]
+            == 0
+        )
 
     # The quiet product is renamed: only the customers recommended it are rebuilt.
     _sql(
@@ -205,7 +226,10 @@ def test_each_kind_of_change_rebuilds_its_customers_and_equals_a_full_rebuild(pr
     assert build_and_compare() == RECOMMENDED_QUIET | {"C9999"}
     # Its price triples, which moves its category's price-band boundaries and may move other
     # products (best sellers among them) to another band.
-    _sql(warehouse, f"update staging.stg_catalog__products set price = price * 3 where sku = '{QUIET}'")
+    _sql(
+        warehouse,
+        f"update staging.stg_catalog__products set price = price * 3 where sku = '{QUIET}'",
+    )
     assert build_and_compare() >= RECOMMENDED_QUIET | {"C9999"}
 
     # The quiet product becomes a best seller: every list may draw on it.
@@ -215,7 +239,9 @@ def test_each_kind_of_change_rebuilds_its_customers_and_equals_a_full_rebuild(pr
         "from range(20)",
     )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        everyone = {r[0] for r in con.execute("select customer_id from marts.dim_customers").fetchall()}
+        everyone = {
+            r[0] for r in con.execute("select customer_id from marts.dim_customers").fetchall()
+        }
     assert build_and_compare() == everyone
 
     # A shorter list for everyone (the var is part of the kept catalogue state).

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
+from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 from dagster_dbt.utils import select_unique_ids
 from dagster_duckdb import DuckDBResource
 
@@ -62,6 +63,70 @@ class DbtBuildConfig(dg.Config):
     unset. `refresh_triggers` evaluates the ones new orders fire."""
 
 
+def missing_parents(
+    context: dg.AssetExecutionContext, manifest: dict[str, Any], con: Any
+) -> dict[str, list[str]]:
+    """For a run that builds only some models (a campaign's audience, the trigger path, a
+    hand-picked asset): the models it builds whose parent tables the warehouse does not have,
+    with those parents (`schema.table`). Empty for a full build, which builds the parents too.
+    Sources are left out: the models that read an optional source (ML scores, sends) check for
+    it themselves, and the raw tables are created before every build."""
+    if not context.is_subset:
+        return {}
+    nodes = manifest["nodes"]
+    specs = context.assets_def.specs_by_key
+    selected = {
+        specs[key].metadata.get(DAGSTER_DBT_UNIQUE_ID_METADATA_KEY)
+        for key in context.selected_asset_keys
+    }
+    existing = {
+        f"{schema}.{table}".lower()
+        for schema, table in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+
+    def relations(unique_id: str) -> Iterator[str]:
+        for parent_id in nodes[unique_id]["depends_on"]["nodes"]:
+            parent = nodes.get(parent_id)
+            if parent is None or parent["resource_type"] != "model" or parent_id in selected:
+                continue
+            if parent["config"]["materialized"] == "ephemeral":
+                yield from relations(parent_id)  # compiled into the model's own SQL
+            else:
+                yield f"{parent['schema']}.{parent['alias'] or parent['name']}"
+
+    missing = {}
+    for unique_id in sorted(u for u in selected if u and u.startswith("model.")):
+        absent = sorted({r for r in relations(unique_id) if r.lower() not in existing})
+        if absent:
+            node = nodes[unique_id]
+            missing[f"{node['schema']}.{node['alias'] or node['name']}"] = absent
+    return missing
+
+
+def require_parents(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> None:
+    """Fails the step before dbt starts when a partial build would read tables the warehouse
+    does not have yet (a campaign launched before the first nightly build), naming them and
+    the job that builds them; dbt's own error names one table and not the cure."""
+    if not context.is_subset:
+        return
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    with duckdb.get_connection() as con:
+        missing = missing_parents(context, manifest, con)
+    if missing:
+        lines = [f"{model} reads {', '.join(parents)}" for model, parents in missing.items()]
+        raise dg.Failure(
+            description=(
+                "The warehouse does not have the tables this run's models read; this run builds "
+                "only the selected models, not what they are built from. Materialise the "
+                "`nightly_build` job (or run `cdp run`) once first. Missing: " + "; ".join(lines)
+            ),
+            metadata={"missing_parents": dg.MetadataValue.json(missing)},
+            allow_retries=False,
+        )
+
+
 def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     args = ["build" if config.tests else "run"]
     dbt_vars: dict[str, Any] = {}
@@ -99,6 +164,7 @@ def dbt_models(
     with duckdb.get_connection() as con:
         for source in SOURCES.values():
             ensure_tables(con, source)
+    require_parents(context, duckdb)
     yield from dbt.cli(dbt_build_args(config), context=context).stream()
 
 
@@ -112,12 +178,16 @@ def dbt_models(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_audiences(
-    context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource
+    context: dg.AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    duckdb: DuckDBResource,
 ) -> Iterator[Any]:
     """Audience models (`models/audiences/`) that read the churn scores or the recommendations
     (`source('ml', ...)`, directly or through `int_audience_recommendations`): who each campaign
     reaches tonight, one row per customer or trigger, with the columns its templates need. Built
     after the ML assets; the audiences that need no ML output are built by `dbt_models`."""
+    require_parents(context, duckdb)
     yield from dbt.cli(dbt_build_args(config), context=context).stream()
 
 
