@@ -11,8 +11,8 @@
     - <model>__products: the catalogue columns the lists read, ranks only for the best sellers.
 
     A run rebuilds the customers whose fingerprint differs or is missing, the customers with a
-    recommendation for a product whose row changed, and everyone when a best seller or the var
-    changed (every list can draw on them) or no catalogue state is kept. The customers rebuilt
+    recommendation for a product whose row changed, and everyone when a best seller, the var
+    or the model's SQL changed (every list can draw on them) or no catalogue state is kept. The customers rebuilt
     are left in <model>__changed for inspection; customers gone from dim_customers lose their
     rows. A run that fails keeps the old state, so the next one rebuilds the same customers.
     --full-refresh rebuilds everyone. -#}
@@ -77,7 +77,9 @@
             -- changes no list.
             case when category_sales_rank <= 8 then category_sales_rank end as category_sales_rank,
             case when sales_rank <= 8 then sales_rank end as sales_rank,
-            {{ per_customer }} as products_per_customer
+            {{ per_customer }} as products_per_customer,
+            -- The model's own SQL: an edit to how lists are made rebuilds everyone.
+            '{{ local_md5(model.raw_code) }}' as model_code
         from {{ products }}
     {%- endset -%}
     {%- do adapter.drop_relation(work.products_next) -%}
@@ -94,7 +96,8 @@
                 (select * from {{ work.products }} except select * from {{ work.products_next }})
             ),
             everyone as (
-                -- A best seller (or the var, in every row) changed: any list may draw on it.
+                -- A best seller (or the var or the model's SQL, in every row) changed: any
+                -- list may draw on it.
                 select exists (
                     select 1 from changed_products
                     where category_sales_rank is not null or sales_rank is not null

@@ -249,6 +249,10 @@ def test_each_kind_of_change_rebuilds_its_customers_and_equals_a_full_rebuild(pr
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute(f"select max(position) from {MODEL}").fetchone()[0] == 4
 
+    # Lists made by another version of the model's SQL (the kept state records its hash).
+    _sql(warehouse, "update audiences.int_audience_recommendations__products set model_code = 'x'")
+    assert build_and_compare({"audience_products_per_customer": 4}) == everyone
+
     # A warehouse whose model predates the kept state (or lost it): everyone is rebuilt.
     _sql(
         warehouse,
