@@ -12,10 +12,10 @@
 
     A run rebuilds the customers whose fingerprint differs or is missing, the customers with a
     recommendation for a product whose row changed, and everyone when a best seller, the var
-    or the model's SQL changed (every list can draw on them) or no catalogue state is kept. The customers rebuilt
-    are left in <model>__changed for inspection; customers gone from dim_customers lose their
-    rows. A run that fails keeps the old state, so the next one rebuilds the same customers.
-    --full-refresh rebuilds everyone. -#}
+    or the model's SQL changed (every list can draw on them) or no catalogue state is kept.
+    The customers rebuilt are left in <model>__changed for inspection; customers gone from
+    dim_customers lose their rows. A run that fails keeps the old state, so the next one
+    rebuilds the same customers. --full-refresh rebuilds everyone. -#}
 
 {% macro audience_recommendations_relations() -%}
     {{- return(identity_component_relations(
