@@ -27,20 +27,10 @@ def materialise(
 ) -> dg.ExecuteInProcessResult:
     from orchestration.defs.ml import assets as ml
 
-    run_config = (
-        {
-            "ops": {
-                "ml__churn_model": {"config": churn_config},
-                "ml__churn_scores": {"config": churn_config},
-            }
-        }
-        if churn_config
-        else None
-    )
+    run_config = {"ops": {"churn": {"config": churn_config}}} if churn_config else None
     return dg.materialize(
         [
-            ml.churn_model,
-            ml.churn_scores,
+            ml.churn,
             ml.recommendations,
             ml.churn_scores_are_probabilities,
             ml.recommendations_exclude_purchases,
