@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def materialise(
-    warehouse: Path, models: Path, churn_config: dict | None = None
+    warehouse: Path,
+    models: Path,
+    churn_config: dict | None = None,
+    selection: list[dg.AssetKey] | None = None,
 ) -> dg.ExecuteInProcessResult:
     from orchestration.defs.ml import assets as ml
 
@@ -41,6 +44,7 @@ def materialise(
         },
         instance=dg.DagsterInstance.ephemeral(),
         run_config=run_config,
+        selection=selection,
     )
 
 
@@ -130,6 +134,15 @@ def test_ml_assets_materialise_scores_recommendations_and_metadata(
     assert metadata_by_asset(again)["ml/churn_scores"]["model_version"] == saved
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from ml.churn_scores").fetchone()[0] == eligible
+
+    # The scores alone (one asset of the churn step): scored with the kept model, which is
+    # neither retrained nor recorded, even when the config would retrain it.
+    from orchestration.defs.ml.assets import CHURN_SCORES
+
+    alone = materialise(warehouse, models, {"retrain_after_days": 0}, selection=[CHURN_SCORES])
+    assert alone.success
+    assert set(metadata_by_asset(alone)) == {"ml/churn_scores"}
+    assert metadata_by_asset(alone)["ml/churn_scores"]["model_version"] == saved
 
 
 def test_churn_model_is_retrained_when_old_or_asked(warehouse: Path, tmp_path: Path) -> None:
