@@ -6,12 +6,15 @@ ML assets inside the dbt step (a cycle), so audiences are their own step after t
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
-from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
+from dagster_dbt.asset_utils import (
+    DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
+    get_manifest_and_translator_from_dbt_assets,
+)
 from dagster_dbt.utils import select_unique_ids
 from dagster_duckdb import DuckDBResource
 
@@ -64,7 +67,7 @@ class DbtBuildConfig(dg.Config):
 
 
 def missing_parents(
-    context: dg.AssetExecutionContext, manifest: dict[str, Any], con: Any
+    context: dg.AssetExecutionContext, manifest: Mapping[str, Any], con: Any
 ) -> dict[str, list[str]]:
     """For a run that builds only some models (a campaign's audience, the trigger path, a
     hand-picked asset): the models it builds whose parent tables the warehouse does not have,
@@ -109,9 +112,8 @@ def require_parents(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
     """Fails the step before dbt starts when a partial build would read tables the warehouse
     does not have yet (a campaign launched before the first nightly build), naming them and
     the job that builds them; dbt's own error names one table and not the cure."""
-    if not context.is_subset:
-        return
-    manifest = json.loads(dbt_project.manifest_path.read_text())
+    # The manifest the asset was defined from, already in memory.
+    manifest, _, _ = get_manifest_and_translator_from_dbt_assets([context.assets_def])
     with duckdb.get_connection() as con:
         missing = missing_parents(context, manifest, con)
     if missing:
