@@ -307,8 +307,31 @@ def stage_build(params: dict[str, Any]) -> dict[str, Any]:
             "assets": len(job.asset_layer.executable_asset_keys),
             "materialize_seconds": round(seconds, 1),
             "steps": _Dagster.step_seconds(result),
+            "step_windows": _step_windows(instance, result.run_id),
             "dbt": _dbt_target_runs(Path(os.environ["DBT_TARGET_PATH"]), started_at),
         }
+
+
+def _step_windows(instance: Any, run_id: str) -> dict[str, list[float]]:
+    """When each step of a run started and ended (epoch seconds, from its event log)."""
+    import dagster as dg
+
+    windows: dict[str, list[float]] = {}
+    events = instance.all_logs(
+        run_id,
+        of_type={
+            dg.DagsterEventType.STEP_START,
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        },
+    )
+    for entry in events:
+        step = entry.step_key
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            windows[step] = [entry.timestamp, entry.timestamp]
+        elif step in windows:
+            windows[step][1] = entry.timestamp
+    return windows
 
 
 def _planning_assets(dagster: _Dagster) -> set[Any]:
@@ -840,8 +863,9 @@ def _raw_rows(warehouse: Path) -> int:
         return sum(con.execute(f'select count(*) from raw."{t}"').fetchone()[0] for (t,) in tables)
 
 
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
+def _tree_rss_bytes(root_pid: int) -> tuple[int, int]:
+    """Resident memory of a process and all its descendants, and of the process alone, from
+    /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -854,16 +878,36 @@ def _tree_rss_bytes(root_pid: int) -> int:
         # The command name may hold spaces and parentheses: fields start after the last ')'.
         fields = stat[stat.rfind(b")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, stack, page = 0, [root_pid], os.sysconf("SC_PAGE_SIZE")
+    total, root, stack, page = 0, 0, [root_pid], os.sysconf("SC_PAGE_SIZE")
     while stack:
         pid = stack.pop()
         try:
             with open(f"/proc/{pid}/statm", "rb") as handle:
-                total += int(handle.read().split()[1]) * page
+                resident = int(handle.read().split()[1]) * page
         except OSError:
-            pass
+            resident = 0
+        total += resident
+        if pid == root_pid:
+            root = resident
         stack.extend(children.get(pid, []))
-    return total
+    return total, root
+
+
+def _step_peaks(
+    samples: list[tuple[float, int, int]], windows: dict[str, list[float]]
+) -> dict[str, dict[str, int]]:
+    """Peak RSS (MB) of the run's process and of its process tree (with the dbt processes it
+    started) while each step ran, from the samples taken during the stage and the steps'
+    start and end times."""
+    peaks = {}
+    for step, (start, end) in windows.items():
+        during = [(tree, own) for at, tree, own in samples if start <= at <= end]
+        if during:
+            peaks[step] = {
+                "process": round(max(own for _, own in during) / 2**20),
+                "tree": round(max(tree for tree, _ in during) / 2**20),
+            }
+    return peaks
 
 
 def code_version() -> str | None:
@@ -1000,13 +1044,12 @@ def run_stage(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    peak_tree = 0
+    samples: list[tuple[float, int, int]] = []
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_tree
         while not stop.wait(0.2):
-            peak_tree = max(peak_tree, _tree_rss_bytes(process.pid))
+            samples.append((time.time(), *_tree_rss_bytes(process.pid)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -1022,14 +1065,17 @@ def run_stage(
     sampler.join()
     seconds = time.perf_counter() - started
     outcome = json.loads(result_file.read_text()) if result_file.exists() else {}
+    details = outcome.get("details", {})
+    if "step_windows" in details:
+        details["step_peak_rss_mb"] = _step_peaks(samples, details.pop("step_windows"))
     record = {
         "phase": phase,
         "stage": label,
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "peak_tree_rss_mb": round(peak_tree / 2**20),
+        "peak_tree_rss_mb": round(max((tree for _, tree, _ in samples), default=0) / 2**20),
         "ok": status == 0 and outcome.get("ok", False),
-        "details": outcome.get("details", {}),
+        "details": details,
     }
     if not record["ok"]:
         record["error"] = outcome.get("error") or f"exit status {status}"
@@ -1524,13 +1570,18 @@ def build_steps_table(records: list[dict[str, Any]]) -> list[str]:
         "",
         f"Steps of the `{NIGHTLY_BUILD}` runs ({executor} executor; seconds, from the run's "
         "events; the rest of a build's time is its process start, code location load and "
-        "Dagster's own work between steps):",
+        "Dagster's own work between steps). Peak RSS while the step ran, in MB: of the run's "
+        "process / of its process tree (with the dbt process a dbt step starts):",
         "",
-        "| step | " + " | ".join(r["stage"] for r in builds) + " |",
-        "|---|" + "---|" * len(builds),
+        "| step | " + " | ".join(f"{r['stage']} s | {r['stage']} RSS" for r in builds) + " |",
+        "|---|" + "---|---|" * len(builds),
     ]
     for step in steps:
-        cells = [str(r["details"].get("steps", {}).get(step, "")) for r in builds]
+        cells = []
+        for r in builds:
+            peak = r["details"].get("step_peak_rss_mb", {}).get(step)
+            cells.append(str(r["details"].get("steps", {}).get(step, "")))
+            cells.append(f"{peak['process']} / {peak['tree']}" if peak else "")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return lines
 

@@ -128,6 +128,7 @@ def stage_figures(record: dict[str, Any]) -> dict[str, Any]:
         "peak_tree_rss_mb": record.get("peak_tree_rss_mb"),
         "materialize_seconds": details.get("materialize_seconds"),
         "steps": details.get("steps", {}),
+        "step_peak_rss_mb": details.get("step_peak_rss_mb", {}),
         "dbt_invocations": len(runs),
         "dbt_elapsed_seconds": round(sum(r["dbt_elapsed_seconds"] for r in runs), 2)
         if runs

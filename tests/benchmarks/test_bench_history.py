@@ -52,3 +52,28 @@ def test_each_run_keeps_its_results_under_its_start_time_and_commit(tmp_path: Pa
     assert json.loads(kept_first.read_text())["nightly_seconds"] == 1
     assert json.loads(kept_second.read_text())["nightly_seconds"] == 2
     assert kept_second.with_suffix(".md").read_text() == "second table"
+
+
+def test_each_steps_peak_memory_comes_from_the_samples_taken_while_it_ran() -> None:
+    module = load_benchmark("bench_pipeline")
+    mb = 2**20
+    # (time, process tree bytes, run process bytes), one sample a second.
+    samples = [
+        (100.0, 500 * mb, 500 * mb),
+        (101.0, 2900 * mb, 900 * mb),  # a dbt step: its dbt process holds most of the tree
+        (102.0, 1900 * mb, 900 * mb),
+        (103.0, 2600 * mb, 2600 * mb),  # an ML step in the run's own process
+        (104.0, 1200 * mb, 1200 * mb),
+    ]
+    windows = {
+        "dbt_models": [100.5, 102.5],
+        "churn": [102.5, 104.0],
+        "a_check": [104.2, 104.3],  # shorter than the sampling interval: nothing to report
+    }
+
+    peaks = module._step_peaks(samples, windows)
+
+    assert peaks == {
+        "dbt_models": {"process": 900, "tree": 2900},
+        "churn": {"process": 2600, "tree": 2600},
+    }

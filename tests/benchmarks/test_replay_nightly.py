@@ -108,6 +108,11 @@ def test_bench_keeps_the_prenightly_warehouse_and_a_replay_measures_a_stage_on_a
         figures["steps"]
     )
     assert "build: wall" in done.stdout and "slowest models:" in done.stdout
+    # Memory is sampled while each step runs: the run's process, and with it any dbt process.
+    peaks = figures["step_peak_rss_mb"]
+    assert {step for step, seconds in figures["steps"].items() if seconds >= 1} <= set(peaks)
+    assert all(0 < peak["process"] <= peak["tree"] for peak in peaks.values())
+    assert peaks["dbt_models"]["tree"] > peaks["dbt_models"]["process"]
 
 
 def test_a_stage_asked_for_alone_runs_after_the_stages_it_reads() -> None:
