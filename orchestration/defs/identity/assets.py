@@ -16,6 +16,7 @@ from orchestration.identity.probabilistic import (
     LinkSettings,
     find_probabilistic_links,
 )
+from orchestration.memory import arrow_memory_returned
 
 LINKS_KEY = dg.AssetKey(["intermediate", "identity_probabilistic_links"])
 
@@ -102,6 +103,13 @@ def identity_probabilistic_links(
     card-only component), blocked on birth date or on postcode + last name. dbt reads the table as
     source `identity.identity_probabilistic_links` and unions it into `int_identity_edges`.
     """
+    with arrow_memory_returned():
+        return _probabilistic_links(context, config, duckdb)
+
+
+def _probabilistic_links(
+    context: dg.AssetExecutionContext, config: ProbabilisticLinksConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         left = con.execute(
             _PROFILES_SQL.format(exclude="has_card"), {"identifier_type": "account_id"}

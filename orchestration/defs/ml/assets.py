@@ -6,7 +6,6 @@ figures a data engineer needs in the asset metadata. ``ml.*`` tables are dbt sou
 (models/ml/_ml__sources.yml), so audiences that read them show up downstream of these assets.
 """
 
-import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from ml import data, defaults
+from orchestration.memory import arrow_memory_returned
 
 # scikit-learn, skops and scipy (ml.churn, ml.artefacts, ml.recommend) are imported inside the
 # functions that use them: every process that loads the code location (each run worker, sensor
@@ -145,17 +145,6 @@ def _empty_scores() -> pd.DataFrame:
     )
 
 
-@contextlib.contextmanager
-def _arrow_memory_returned() -> Iterator[None]:
-    """Hands Arrow's freed memory back to the system when an ML step ends. Arrow's allocator
-    (mimalloc) keeps what it freed for reuse: after a refit at 1M customers the run process
-    held about 500 MB of it while the next step, a dbt build, ran in a process of its own."""
-    try:
-        yield
-    finally:
-        pa.default_memory_pool().release_unused()
-
-
 def _replace_table(con, table: str, frame: pa.Table | pd.DataFrame, order_by: str) -> None:
     """Create-or-replace ``table`` from ``frame`` in one transaction: readers see the old table
     or the new one, never a half-written one."""
@@ -226,7 +215,7 @@ def churn(
     One step for both: as two assets, Dagster put the audiences that read the scores one step
     deeper than those that read the recommendations and built them in a dbt invocation of
     their own (about 4 s of dbt start-up a night at 1M customers)."""
-    with _arrow_memory_returned():
+    with arrow_memory_returned():
         if CHURN_MODEL in context.selected_asset_keys:
             yield _churn_model(context, config, duckdb, model_store)
         if CHURN_SCORES in context.selected_asset_keys:
@@ -449,7 +438,7 @@ def recommendations(
     """Fits the item-item model weekly (saved in MODEL_DIR as `recommender`) and, between
     refits, rescores only the customers whose interactions changed; the metadata says which
     (`mode`: refit, rescored_all or incremental, with `customers_rescored`)."""
-    with _arrow_memory_returned():
+    with arrow_memory_returned():
         yield from _recommendations(context, config, duckdb, model_store)
 
 
