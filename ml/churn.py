@@ -100,8 +100,8 @@ def make_model(
     training_rows: int | None = None,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> Pipeline:
-    """The churn classifier: BG/NBD summary features, then boosted trees calibrated with
-    3-fold cross-validation."""
+    """The churn classifier: BG/NBD summary features, then boosted trees calibrated on their
+    3-fold cross-validated predictions."""
     # Purchase histories are short and noisy, so the trees are kept to depth 2 (pairwise
     # interactions at most) with leaves of at least 1% of the rows; early stopping on a held-out
     # tenth sets the number of trees. Deeper trees (15 leaves) scored below the RFM baseline
@@ -126,7 +126,12 @@ def make_model(
         [
             ("btyd", BuyTillYouDie(horizon_days=horizon_days)),
             ("features", _model_columns()),
-            ("classifier", CalibratedClassifierCV(booster, method=method, cv=3)),
+            # One booster fitted on every row, its calibrator on out-of-fold predictions
+            # (ensemble=False), rather than three fold boosters averaged: scoring runs every
+            # night for every customer and training weekly. At 1M customers, out of time:
+            # the same AUC (0.7487) and Brier score (0.2017), PR-AUC 0.6868 against 0.6894,
+            # scoring 8.7 -> 3.4 s, a fit 29.5 -> 38.2 s.
+            ("classifier", CalibratedClassifierCV(booster, method=method, cv=3, ensemble=False)),
         ]
     )
 
