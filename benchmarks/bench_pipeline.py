@@ -1783,29 +1783,29 @@ def main() -> None:
         args.customers // 10 if args.baseline_customers is None else args.baseline_customers
     )
     baseline = None
-    runs = [(args.customers, args.full_only)]
-    if baseline_customers and not args.full_only:
-        base_results = (
-            args.work / f"c{baseline_customers}_d{args.days}_s{args.seed}" / "results.json"
-        )
-        if not baseline_reusable(base_results, code_version()):
-            runs.append((baseline_customers, True))
-    if not args.skip_disk_check:
-        check_disk(args, runs)
+    base_results = None
+    run_baseline = False
+    code = code_version()
     if baseline_customers and not args.full_only:
         base_key = f"c{baseline_customers}_d{args.days}_s{args.seed}"
         base_results = args.work / base_key / "results.json"
-        code = code_version()
-        if not baseline_reusable(base_results, code):
-            print(
-                f"scaling baseline: running {baseline_customers:,} customers first "
-                f"(no results of commit {code} at that scale)",
-                flush=True,
-            )
-            base_args = argparse.Namespace(**{**vars(args), "customers": baseline_customers})
-            base_args.full_only = True
-            base_bench = Bench(base_args)
-            _write(base_bench, base_bench.run())
+        run_baseline = not baseline_reusable(base_results, code)
+    if not args.skip_disk_check:
+        runs = [(args.customers, args.full_only)]
+        if run_baseline:
+            runs.append((baseline_customers, True))
+        check_disk(args, runs)
+    if run_baseline:
+        print(
+            f"scaling baseline: running {baseline_customers:,} customers first "
+            f"(no results of commit {code} at that scale)",
+            flush=True,
+        )
+        base_args = argparse.Namespace(**{**vars(args), "customers": baseline_customers})
+        base_args.full_only = True
+        base_bench = Bench(base_args)
+        _write(base_bench, base_bench.run())
+    if base_results is not None:
         baseline = json.loads(base_results.read_text())
     bench = Bench(args)
     bench.baseline = baseline
