@@ -127,6 +127,9 @@ class FakeServer:
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._active = 0
+        # Open connections and when the last one was accepted (see wait_disconnected).
+        self._connections = 0
+        self._last_connected = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -176,6 +179,20 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            def setup(self) -> None:
+                with fake._idle:
+                    fake._connections += 1
+                    fake._last_connected = time.monotonic()
+                super().setup()
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with fake._idle:
+                        fake._connections -= 1
+                        fake._idle.notify_all()
+
             def _handle(self) -> None:
                 fake._serve(self)
 
@@ -210,6 +227,23 @@ class FakeServer:
                 if remaining <= 0:
                     raise TimeoutError(f"{self.name}: {self._active} requests still in progress")
                 self._idle.wait(remaining)
+
+    def wait_disconnected(self, quiet_s: float = 0.2, timeout_s: float = 10.0) -> None:
+        """Wait until every connection is closed and none was accepted for `quiet_s`: once a
+        client process is dead, the fake has then read and recorded everything it sent. A
+        request the client wrote just before it was killed can still sit in the socket buffer
+        (or its connection in the listen backlog) after `wait_idle` returns, and be recorded
+        later; the kill -9 test needs the complete list of what the dead client delivered."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while True:
+                now = time.monotonic()
+                quiet_for = now - self._last_connected
+                if not self._connections and not self._active and quiet_for >= quiet_s:
+                    return
+                if now >= deadline:
+                    raise TimeoutError(f"{self.name}: {self._connections} connections still open")
+                self._idle.wait(min(deadline - now, max(quiet_s - quiet_for, 0.01)))
 
     def assert_no_violations(self) -> None:
         assert not self.violations, f"{self.name} saw violations: {self.violations[:5]}"
