@@ -180,10 +180,11 @@ class FakeServer:
                 return
 
             def setup(self) -> None:
+                super().setup()
+                # Counted once set up: finish() runs only for a handler whose setup succeeded.
                 with fake._idle:
                     fake._connections += 1
                     fake._last_connected = time.monotonic()
-                super().setup()
 
             def finish(self) -> None:
                 try:
