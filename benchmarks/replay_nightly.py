@@ -143,24 +143,25 @@ def stage_figures(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def median_figures(repeats: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of each figure over the repeats (steps and models by name)."""
+    """The median of each figure over the repeats (steps, models and per-step peaks by name)."""
     if len(repeats) == 1:
         return repeats[0]
+    return _median(repeats)
 
-    def median(values: list[float]) -> float:
-        return round(statistics.median(values), 2)
 
-    figures: dict[str, Any] = {}
-    for key, value in repeats[0].items():
-        if isinstance(value, dict):
-            names = dict.fromkeys(name for r in repeats for name in r[key])
-            by_name = {n: median([r[key][n] for r in repeats if n in r[key]]) for n in names}
-            figures[key] = dict(sorted(by_name.items(), key=lambda m: -m[1]))
-        else:
-            values = [r[key] for r in repeats]
-            # Equal values (counts, a figure a stage does not have) are kept as they are.
-            figures[key] = values[0] if len(set(values)) == 1 else median(values)
-    return figures
+def _median(values: list[Any]) -> Any:
+    if isinstance(values[0], dict):
+        # A figure by name (steps, models, a step's peaks): each name over the repeats that
+        # have it, numbers sorted largest first.
+        names = dict.fromkeys(name for value in values for name in value)
+        by_name = {n: _median([value[n] for value in values if n in value]) for n in names}
+        if all(isinstance(v, (int, float)) for v in by_name.values()):
+            return dict(sorted(by_name.items(), key=lambda m: -m[1]))
+        return by_name
+    # Equal values (counts, a figure a stage does not have) are kept as they are.
+    if len(set(values)) == 1:
+        return values[0]
+    return round(statistics.median(values), 2)
 
 
 def _ratio(replayed: float | None, benched: float | None) -> float | None:
@@ -168,15 +169,15 @@ def _ratio(replayed: float | None, benched: float | None) -> float | None:
 
 
 def compare(figures: dict[str, Any], benched: dict[str, Any]) -> dict[str, Any]:
-    """Replayed / bench for every figure both have, steps and models by name."""
+    """Replayed / bench for every figure both have, steps, models and step peaks by name."""
     ratios: dict[str, Any] = {}
     for key, value in figures.items():
         other = benched.get(key)
         if key in NOT_COMPARED or other is None:
             continue
         if isinstance(value, dict):
-            by_name = {name: _ratio(v, other.get(name)) for name, v in value.items()}
-            ratios[key] = {name: r for name, r in by_name.items() if r is not None}
+            if nested := compare(value, other):
+                ratios[key] = nested
         elif (ratio := _ratio(value, other)) is not None:
             ratios[key] = ratio
     return ratios
@@ -231,7 +232,21 @@ def describe(entry: dict[str, Any]) -> list[str]:
             "  Dagster steps: "
             + ", ".join(f"{step} {_seconds(s, bench_steps.get(step))}" for step, s in steps.items())
         )
-    elif figures["materialize_seconds"] is not None:
+    if peaks := figures.get("step_peak_rss_mb"):
+        bench_peaks = benched.get("step_peak_rss_mb", {})
+        lines.append(
+            "  step peak RSS, the run's process / its tree: "
+            + ", ".join(
+                f"{step} {peak['process']:g} / {peak['tree']:g} MB"
+                + (
+                    f" (bench {b['process']:g} / {b['tree']:g} MB)"
+                    if (b := bench_peaks.get(step))
+                    else ""
+                )
+                for step, peak in peaks.items()
+            )
+        )
+    if not steps and figures["materialize_seconds"] is not None:
         lines.append(
             "  Dagster materialize (the stage records no steps): "
             + _seconds(figures["materialize_seconds"], benched.get("materialize_seconds"))

@@ -125,9 +125,14 @@ def test_a_stage_asked_for_alone_runs_after_the_stages_it_reads() -> None:
         replay.plan(["ingestion"])
 
 
-def _record(seconds: float, models: dict[str, float], steps: dict[str, float]) -> dict:
+def _record(
+    seconds: float,
+    models: dict[str, float],
+    steps: dict[str, float],
+    peaks: dict[str, dict[str, int]] | None = None,
+) -> dict:
     """A stage record as run_stage returns it and results.json keeps it: one dbt invocation
-    whose nodes are these models and 1 s of tests."""
+    whose nodes are these models and 1 s of tests, and the steps' peak memory."""
     return {
         "phase": "nightly",
         "stage": "nightly-build",
@@ -137,6 +142,7 @@ def _record(seconds: float, models: dict[str, float], steps: dict[str, float]) -
         "details": {
             "materialize_seconds": seconds - 5,
             "steps": steps,
+            "step_peak_rss_mb": peaks or {},
             "dbt": [
                 {
                     "dbt_elapsed_seconds": sum(models.values()) + 2,
@@ -150,7 +156,12 @@ def _record(seconds: float, models: dict[str, float], steps: dict[str, float]) -
 
 def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path: Path) -> None:
     replay = load_benchmark("replay_nightly")
-    benched = _record(40.0, {"int_a": 10.0, "int_b": 4.0}, {"dbt_models": 30.0})
+    benched = _record(
+        40.0,
+        {"int_a": 10.0, "int_b": 4.0},
+        {"dbt_models": 30.0},
+        {"dbt_models": {"process": 500, "tree": 3000}},
+    )
     (tmp_path / "results.json").write_text(
         json.dumps(
             {
@@ -164,8 +175,15 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
         )
     )
     repeats = [
-        replay.stage_figures(_record(s, {"int_a": a, "int_b": 4.0}, {"dbt_models": s - 10}))
-        for s, a in ((20.0, 5.0), (24.0, 6.0), (22.0, 2.0))
+        replay.stage_figures(
+            _record(
+                s,
+                {"int_a": a, "int_b": 4.0},
+                {"dbt_models": s - 10},
+                {"dbt_models": {"process": p, "tree": 2000}},
+            )
+        )
+        for s, a, p in ((20.0, 5.0, 400), (24.0, 6.0, 450), (22.0, 2.0, 300))
     ]
 
     by_stage, run = replay.bench_nightly(tmp_path)
@@ -179,6 +197,9 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
     assert ratios["seconds"] == 0.55
     assert ratios["steps"] == {"dbt_models": 0.4}
     assert ratios["model_seconds"] == {"int_a": 0.5, "int_b": 1.0}
+    # Peak memory per step, each measure on its own (the replay once failed dividing them).
+    assert figures["step_peak_rss_mb"] == {"dbt_models": {"process": 400, "tree": 2000}}
+    assert ratios["step_peak_rss_mb"] == {"dbt_models": {"process": 0.8, "tree": 0.67}}
     lines = replay.describe(
         {
             "stage": "build",
@@ -190,6 +211,7 @@ def test_figures_are_compared_with_the_same_stage_of_the_benchs_nightly(tmp_path
     )
     assert lines[0].startswith("build: wall 22 s (bench 40 s, x0.55) (median of 3: 20, 24, 22)")
     assert "int_a 5 s (bench 10 s, x0.50)" in lines[-1]
+    assert "dbt_models 400 / 2000 MB (bench 500 / 3000 MB)" in "\n".join(lines)
 
 
 def test_without_a_kept_snapshot_the_replay_says_how_to_keep_one(tmp_path: Path) -> None:
