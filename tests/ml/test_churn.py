@@ -206,3 +206,23 @@ def test_purchase_day_interval_and_channel_features_match_the_orders() -> None:
     pd.testing.assert_frame_equal(
         actual, expected.sort_index().reindex(actual.index), check_index_type=False
     )
+
+
+@pytest.mark.parametrize(
+    ("training_rows", "learning_rate", "calibration"),
+    [
+        (800, 0.05, "sigmoid"),
+        (4_185, 0.05, "sigmoid"),
+        (12_000, 0.05, "isotonic"),
+        (433_617, 0.1, "isotonic"),
+    ],
+)
+def test_the_classifiers_step_and_calibration_follow_the_training_size(
+    training_rows: int, learning_rate: float, calibration: str
+) -> None:
+    # Large training sets take the larger step (the smaller one only grew more trees for
+    # every nightly score to walk); small shops keep the smaller step and Platt scaling.
+    classifier = churn.make_model(training_rows=training_rows).named_steps["classifier"]
+    assert classifier.estimator.learning_rate == learning_rate
+    assert classifier.method == calibration
+    assert classifier.ensemble is False
