@@ -41,7 +41,7 @@ DEFAULT_RANDOM_STATE = defaults.CHURN_RANDOM_STATE
 # Below this many training rows isotonic calibration overfits its step function; Platt
 # scaling (sigmoid) has two parameters and is the safer choice.
 ISOTONIC_MIN_ROWS = 5_000
-# From this many training rows the classifier's trees take steps twice as long. Early stopping
+# From this many training rows the classifier learns in steps twice as large. Early stopping
 # on a tenth of the rows is steady there, and the smaller step only cost trees, which every
 # nightly score walks: out of time on the bench data, at 433,617 rows the 0.05 step needed 557
 # trees (it stopped at the 500 cap) against 328, AUC 0.7486 against 0.7489, Brier 0.2017 both,
