@@ -68,8 +68,8 @@ def known(persons, cal, cutoff: dt.date, knowledge: str):
     limit = -_NEVER if knowledge == "rate" else cutoff_day
     seen = vars(persons).copy()
     seen["defect_day"] = np.where(persons.defect_day < limit, persons.defect_day, _NEVER)
+    # A stop needs its defection (it starts stop_lag days after it), so it goes with it.
     seen["react_day"] = np.where(persons.react_day < limit, persons.react_day, _NEVER)
-    seen["stop"] = persons.stop & (seen["defect_day"] < _NEVER)
     return type(persons)(**seen)
 
 
@@ -84,9 +84,9 @@ def expected_purchases(persons, cal, first: dt.date, end: dt.date) -> np.ndarray
     lo = max((first - cal.start).days, 0)
     hi = min((end - cal.start).days, cal.T)
     n = len(persons.rate)
-    total = np.zeros(n)
+    everyone, total = np.arange(n), np.zeros(n)
     for day in range(lo, hi):
-        activity = g._activity(persons, np.arange(n), np.full(n, day))
+        activity = g._activity(persons, everyone, np.full(n, day))
         online, store = cal.season[0][day], cal.season[1][day]
         mix = persons.online_share * online + (1 - persons.online_share) * store
         total += persons.rate * mix * activity
