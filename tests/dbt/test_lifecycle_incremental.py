@@ -25,14 +25,21 @@ from orchestration.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 SELECT = ["--select", "int_customer_registrations+", "int_customer_purchase_days+"]
 
 
-def _dbt(warehouse: Path, target: Path, as_of: dt.date, *extra: str) -> None:
+def _dbt(
+    warehouse: Path,
+    target: Path,
+    as_of: dt.date,
+    *extra: str,
+    select: list[str] = SELECT,
+    dbt_vars: dict | None = None,
+) -> None:
     env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET_PATH": str(target)}
-    vars_ = json.dumps({"as_of_date": as_of.isoformat()})
+    vars_ = json.dumps({"as_of_date": as_of.isoformat(), **(dbt_vars or {})})
     result = subprocess.run(
         [
             DBT_EXECUTABLE,
             "run",
-            *SELECT,
+            *select,
             "--vars",
             vars_,
             "--profiles-dir",
@@ -46,6 +53,40 @@ def _dbt(warehouse: Path, target: Path, as_of: dt.date, *extra: str) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+# The lifecycle models a change upstream of them (in fct_orders or the registrations) reaches.
+LIFECYCLE = [
+    "--select",
+    "int_customer_purchase_days",
+    "int_customer_stage_events",
+    "fct_customer_stage_history",
+]
+
+
+def _purchase_days(warehouse: Path) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(
+            "select * exclude (refreshed_at) from intermediate.int_customer_purchase_days "
+            "order by all"
+        ).fetchall()
+
+
+def _rewritten_customers(warehouse: Path) -> tuple[int, int]:
+    """(customers whose purchase days the latest run wrote, customers with purchase days)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(
+            "select count(distinct customer_id) filter (where refreshed_at = (select "
+            "max(refreshed_at) from intermediate.int_customer_purchase_days)), "
+            "count(distinct customer_id) from intermediate.int_customer_purchase_days"
+        ).fetchone()
+
+
+def _copy(warehouse: Path, folder: Path) -> Path:
+    copy = folder / "warehouse.duckdb"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(warehouse, copy)
+    return copy
 
 
 def _history(warehouse: Path) -> list[tuple]:
@@ -147,3 +188,80 @@ def test_a_customer_without_stage_events_leaves_the_history(nightly, tmp_path) -
     assert "CMERGEDAWAY" not in kept
     assert kept <= with_events
     assert _history(warehouse) == _history(nightly["full"])
+
+
+def test_changed_orders_and_a_merge_reach_only_their_customers(nightly, tmp_path) -> None:
+    # What the order models hand the lifecycle between two runs, written straight into
+    # fct_orders with a later refreshed_at: customer A's orders all move to customer B (an
+    # identity merge; A stays registered, so A keeps a history, now without purchases) and
+    # customer C gains a purchase three weeks back (a late store file).
+    warehouse = _copy(nightly["incremental"], tmp_path / "incremental")
+    with duckdb.connect(str(warehouse)) as con:
+        registered = "select customer_id from intermediate.int_customer_registrations"
+        merged_away, survivor, late = (
+            row[0]
+            for row in con.sql(
+                "select customer_id from intermediate.int_customer_purchase_days "
+                f"where customer_id in ({registered}) and purchase_number = 2 "
+                "order by customer_id limit 3"
+            ).fetchall()
+        )
+        con.execute(
+            "update marts.fct_orders set customer_id = $survivor, refreshed_at = now() "
+            "where customer_id = $merged_away",
+            {"survivor": survivor, "merged_away": merged_away},
+        )
+        con.execute(
+            "insert into marts.fct_orders select * replace ("
+            "order_id || '-late' as order_id, date '2026-06-09' as order_date, "
+            "timestamp '2026-06-09 12:00' as ordered_at, now() as refreshed_at) "
+            "from marts.fct_orders where customer_id = $late and is_purchase limit 1",
+            {"late": late},
+        )
+    full = _copy(warehouse, tmp_path / "full")
+
+    _dbt(warehouse, tmp_path / "target", dt.date(2026, 6, 30), select=LIFECYCLE)
+    _dbt(full, tmp_path / "target", dt.date(2026, 6, 30), "--full-refresh", select=LIFECYCLE)
+
+    assert _purchase_days(warehouse) == _purchase_days(full)
+    assert _history(warehouse) == _history(full)
+    rewritten, customers = _rewritten_customers(warehouse)
+    assert rewritten == 2  # the survivor and the late buyer
+    assert customers > 500
+    history = {row[0]: row for row in _history(warehouse)}
+    assert history[merged_away][2] == "prospect"
+
+
+def test_changed_lifecycle_settings_rewrite_everyone(nightly, tmp_path) -> None:
+    warehouse = _copy(nightly["incremental"], tmp_path / "incremental")
+    full = _copy(warehouse, tmp_path / "full")
+    settings = {"lifecycle_dormant_after_days": 120, "lifecycle_new_customer_days": 14}
+
+    _dbt(warehouse, tmp_path / "target", dt.date(2026, 6, 30), select=LIFECYCLE, dbt_vars=settings)
+    _dbt(
+        full,
+        tmp_path / "target",
+        dt.date(2026, 6, 30),
+        "--full-refresh",
+        select=LIFECYCLE,
+        dbt_vars=settings,
+    )
+
+    assert _history(warehouse) == _history(full)
+    assert _history(warehouse) != _history(nightly["full"])
+    rewritten, customers = _rewritten_customers(warehouse)
+    assert rewritten == customers
+
+
+def test_an_as_of_date_moved_back_equals_a_full_refresh(nightly, tmp_path) -> None:
+    # A replay of an earlier day: purchases and lines after it leave the tables.
+    warehouse = _copy(nightly["incremental"], tmp_path / "incremental")
+    full = _copy(warehouse, tmp_path / "full")
+
+    _dbt(warehouse, tmp_path / "target", dt.date(2026, 6, 12), select=LIFECYCLE)
+    _dbt(full, tmp_path / "target", dt.date(2026, 6, 12), "--full-refresh", select=LIFECYCLE)
+
+    assert _purchase_days(warehouse) == _purchase_days(full)
+    assert _history(warehouse) == _history(full)
+    rewritten, customers = _rewritten_customers(warehouse)
+    assert 0 < rewritten < customers

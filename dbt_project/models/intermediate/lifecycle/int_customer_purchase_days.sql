@@ -1,7 +1,37 @@
 -- One row per customer per day they bought something, up to the as-of date. Lifecycle runs
 -- on purchase days, not orders: two orders on one day are one visit, and a zero-day gap
 -- would drag a customer's usual interval down to nothing.
+{#- Incremental: a run recomputes all the purchase days of the customers whose days may have
+    changed since the last run (kept in the state table, macros/incremental_lifecycle.sql):
+    those with an order fct_orders refreshed since (new, changed, renumbered or moved by an
+    identity merge), those with a purchase between the last run's as-of date and this one's
+    (days enter or, when the as-of date goes back, leave the window), and everyone when the
+    lifecycle settings the rows depend on changed or there is no state. Customers left with
+    no purchase day (merged away, everything returned) are deleted by the post-hook. At 1M
+    customers a new day rewrites about 14k of 640k customers. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='customer_id',
+        on_schema_change='append_new_columns',
+        post_hook=[
+            "delete from {{ this }} as stored where not exists (select 1 from "
+            ~ "{{ ref('fct_orders') }} as kept where kept.customer_id = stored.customer_id "
+            ~ "and kept.is_purchase and kept.order_date <= {{ lifecycle_as_of_date() }})",
+            "{{ lifecycle_keep_run_state(purchase_days_rules()) }}",
+        ],
+    )
+}}
 with
+
+{% if is_incremental() %}
+recomputed_customers as (
+
+    {{ lifecycle_changed_order_customers(ref('fct_orders'), purchase_days_rules()) }}
+
+),
+{% endif %}
 
 orders as (
 
@@ -9,6 +39,9 @@ orders as (
     where is_purchase
         and customer_id is not null
         and order_date <= {{ lifecycle_as_of_date() }}
+        {% if is_incremental() %}
+        and customer_id in (select customer_id from recomputed_customers)
+        {% endif %}
 
 ),
 
@@ -94,7 +127,10 @@ final as (
         ---------- timestamps
         purchase_date,
         previous_purchase_date,
-        next_purchase_date
+        next_purchase_date,
+
+        ---------- lineage
+        cast({{ run_started_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
 
     from intervals
 

@@ -1,10 +1,13 @@
-{#- Incremental as a diff: each run derives every customer's stage changes from
-    int_customer_stage_events, compares them with the stored rows, and rewrites only the
-    customers whose history differs (delete+insert keyed on customer_id): tonight's new
-    stages, late store files that move an older stage, customers merged by identity
-    resolution (the survivor's history now includes both people's purchases; the merged-away
-    id's rows are deleted by the pre-hook). A rerun with the same inputs writes nothing, and
-    the table always equals a full refresh. -#}
+{#- Incremental: a run rewrites (delete+insert keyed on customer_id) the whole history of the
+    customers whose history can have changed since its last run (macros/incremental_lifecycle.sql):
+    those whose purchase days int_customer_purchase_days rewrote since (new purchases, late
+    store files, identity merges: the survivor's history now includes both people's purchases),
+    those with a line (a purchase, the end of the new window, their overdue line, dormant,
+    churned) between the last run's as-of date and this one's, those whose prospect row no
+    longer matches their registration, and everyone when the lifecycle settings changed or there
+    is no state. The merged-away ids' rows are deleted by the pre-hook. Only those customers'
+    events are computed; a rerun with the same inputs writes nothing, and the table always
+    equals a full refresh. At 1M customers a new day rewrites about 23k customers. -#}
 {{
     config(
         materialized='incremental',
@@ -15,6 +18,7 @@
             "{% if is_incremental() %}delete from {{ this }} where customer_id not in "
             ~ "({{ lifecycle_stage_event_customers() }}){% endif %}"
         ],
+        post_hook="{{ lifecycle_keep_run_state(stage_history_rules()) }}",
     )
 }}
 -- The pre-hook's parents (lifecycle_stage_event_customers):
@@ -23,11 +27,40 @@
 
 with
 
+{% if is_incremental() %}
+rewritten_customers as (
+
+    {{ lifecycle_stage_history_customers(
+        ref('int_customer_purchase_days'), ref('int_customer_registrations'), stage_history_rules()) }}
+
+),
+
+rewritten_purchase_days as (
+
+    select * from {{ ref('int_customer_purchase_days') }}
+    where customer_id in (select customer_id from rewritten_customers)
+
+),
+
+rewritten_registrations as (
+
+    select * from {{ ref('int_customer_registrations') }}
+    where customer_id in (select customer_id from rewritten_customers)
+
+),
+
+events as (
+
+    {{ lifecycle_stage_events('rewritten_purchase_days', 'rewritten_registrations') }}
+
+),
+{% else %}
 events as (
 
     select * from {{ ref('int_customer_stage_events') }}
 
 ),
+{% endif %}
 
 sequenced as (
 
@@ -59,31 +92,9 @@ changes as (
 
 ),
 
-{% if is_incremental() %}
-differing_customers as (
-
-    -- A customer is rewritten when any of their changes is new, gone or different.
-    select customer_id from (
-        select customer_id, stage_change_id, previous_stage from changes
-        except
-        select customer_id, stage_change_id, previous_stage from {{ this }}
-    ) as added
-    union
-    select customer_id from (
-        select customer_id, stage_change_id, previous_stage from {{ this }}
-        except
-        select customer_id, stage_change_id, previous_stage from changes
-    ) as removed
-
-),
-{% endif %}
-
 final as (
 
     select * from changes
-    {% if is_incremental() %}
-    where customer_id in (select customer_id from differing_customers)
-    {% endif %}
 
 )
 
