@@ -41,13 +41,23 @@
 {%- endmacro %}
 
 
-{#- Post-hook: this run becomes the state the next one compares with. -#}
-{% macro lifecycle_keep_run_state(rules) -%}
+{#- Post-hook: this run becomes the state the next one compares with. `inputs_sql`, when given,
+    is a query of one string value fingerprinting data every row depends on (the catalogue's
+    price bands): lifecycle_inputs_changed compares the next run's with it. -#}
+{% macro lifecycle_keep_run_state(rules, inputs_sql=none) -%}
     create or replace table {{ lifecycle_state_relation() }} as
     select
         {{ lifecycle_as_of_date() }} as as_of_date,
         {{ run_started_timestamp() }} as refreshed_at,
-        cast('{{ rules }}' as {{ dbt.type_string() }}) as rules
+        cast('{{ rules }}' as {{ dbt.type_string() }}) as rules,
+        cast({% if inputs_sql is not none %}({{ inputs_sql }}){% else %}null{% endif %}
+            as {{ dbt.type_string() }}) as inputs
+{%- endmacro %}
+
+
+{#- Whether the data fingerprinted by `inputs_sql` differs from the last run's, as SQL. -#}
+{% macro lifecycle_inputs_changed(inputs_sql) -%}
+    ((select inputs from {{ lifecycle_state_relation() }}) is distinct from ({{ inputs_sql }}))
 {%- endmacro %}
 
 
@@ -149,4 +159,44 @@
             '(select customer_id, purchase_date as first_purchase_date from '
                 ~ purchase_days ~ ' where purchase_number = 1)') }}
     ) as prospects
+{%- endmacro %}
+
+
+{% macro preferences_rules() -%}
+    {{- return(lifecycle_rules(['price_band_budget_quantile', 'price_band_premium_quantile'])) -}}
+{%- endmacro %}
+
+
+{#- The customers int_customers_preferences_derived has a row for: a bought line or a purchase
+    by the as-of date. -#}
+{% macro preferences_customers(lines, orders) -%}
+    select customer_id from {{ lines }}
+    where customer_id is not null
+        and order_date <= {{ lifecycle_as_of_date() }}
+        and quantity > 0
+    union
+    select customer_id from {{ orders }}
+    where is_purchase and customer_id is not null
+        and order_date <= {{ lifecycle_as_of_date() }}
+{%- endmacro %}
+
+
+{#- int_customers_preferences_derived: the customers whose preferences a run recomputes. -#}
+{% macro lifecycle_changed_line_customers(lines, orders, rules, inputs_sql) -%}
+    {%- if lifecycle_state_is_usable(rules) %}
+    {%- for relation in [lines, orders] %}
+    select customer_id from {{ relation }}
+    where customer_id is not null
+        and (
+            refreshed_at > {{ lifecycle_last_run() }}
+            or {{ lifecycle_as_of_moved_over('order_date') }}
+            or {{ lifecycle_inputs_changed(inputs_sql) }}
+        )
+    {{ "union" if not loop.last }}
+    {%- endfor %}
+    {%- else %}
+    select customer_id from {{ lines }} where customer_id is not null
+    union
+    select customer_id from {{ orders }} where customer_id is not null
+    {%- endif %}
 {%- endmacro %}

@@ -22,7 +22,12 @@ import pytest
 
 from orchestration.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
-SELECT = ["--select", "int_customer_registrations+", "int_customer_purchase_days+"]
+SELECT = [
+    "--select",
+    "int_customer_registrations+",
+    "int_customer_purchase_days+",
+    "int_customers_preferences_derived",
+]
 
 
 def _dbt(
@@ -61,6 +66,7 @@ LIFECYCLE = [
     "int_customer_purchase_days",
     "int_customer_stage_events",
     "fct_customer_stage_history",
+    "int_customers_preferences_derived",
 ]
 
 
@@ -70,6 +76,24 @@ def _purchase_days(warehouse: Path) -> list[tuple]:
             "select * exclude (refreshed_at) from intermediate.int_customer_purchase_days "
             "order by all"
         ).fetchall()
+
+
+def _preferences(warehouse: Path) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(
+            "select * exclude (refreshed_at) from intermediate.int_customers_preferences_derived "
+            "order by all"
+        ).fetchall()
+
+
+def _recomputed_preferences(warehouse: Path) -> tuple[int, int]:
+    """(customers whose preferences the latest run wrote, customers with preferences)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(
+            "select count(*) filter (where refreshed_at = (select max(refreshed_at) from "
+            "intermediate.int_customers_preferences_derived)), count(*) "
+            "from intermediate.int_customers_preferences_derived"
+        ).fetchone()
 
 
 def _rewritten_customers(warehouse: Path) -> tuple[int, int]:
@@ -139,6 +163,12 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_incremental_stage_history_equals_full_refresh(nightly) -> None:
     incremental, full = _history(nightly["incremental"]), _history(nightly["full"])
     assert len(full) > 1000
+    assert incremental == full
+
+
+def test_incremental_preferences_equal_full_refresh(nightly) -> None:
+    incremental, full = _preferences(nightly["incremental"]), _preferences(nightly["full"])
+    assert len(full) > 500
     assert incremental == full
 
 
@@ -212,11 +242,28 @@ def test_changed_orders_and_a_merge_reach_only_their_customers(nightly, tmp_path
             {"survivor": survivor, "merged_away": merged_away},
         )
         con.execute(
+            "update marts.fct_order_lines set customer_id = $survivor, refreshed_at = now() "
+            "where customer_id = $merged_away",
+            {"survivor": survivor, "merged_away": merged_away},
+        )
+        late_order = con.execute(
+            "select order_id from marts.fct_orders where customer_id = $late and is_purchase "
+            "order by order_id limit 1",
+            {"late": late},
+        ).fetchone()[0]
+        con.execute(
             "insert into marts.fct_orders select * replace ("
             "order_id || '-late' as order_id, date '2026-06-09' as order_date, "
             "timestamp '2026-06-09 12:00' as ordered_at, now() as refreshed_at) "
-            "from marts.fct_orders where customer_id = $late and is_purchase limit 1",
-            {"late": late},
+            "from marts.fct_orders where order_id = $order",
+            {"order": late_order},
+        )
+        con.execute(
+            "insert into marts.fct_order_lines select * replace ("
+            "order_line_id || '-late' as order_line_id, order_id || '-late' as order_id, "
+            "date '2026-06-09' as order_date, timestamp '2026-06-09 12:00' as ordered_at, "
+            "now() as refreshed_at) from marts.fct_order_lines where order_id = $order",
+            {"order": late_order},
         )
     full = _copy(warehouse, tmp_path / "full")
 
@@ -225,8 +272,10 @@ def test_changed_orders_and_a_merge_reach_only_their_customers(nightly, tmp_path
 
     assert _purchase_days(warehouse) == _purchase_days(full)
     assert _history(warehouse) == _history(full)
+    assert _preferences(warehouse) == _preferences(full)
     rewritten, customers = _rewritten_customers(warehouse)
     assert rewritten == 2  # the survivor and the late buyer
+    assert _recomputed_preferences(warehouse)[0] == 2
     assert customers > 500
     history = {row[0]: row for row in _history(warehouse)}
     assert history[merged_away][2] == "prospect"
@@ -249,6 +298,7 @@ def test_changed_lifecycle_settings_rewrite_everyone(nightly, tmp_path) -> None:
 
     assert _history(warehouse) == _history(full)
     assert _history(warehouse) != _history(nightly["full"])
+    assert _preferences(warehouse) == _preferences(full)
     rewritten, customers = _rewritten_customers(warehouse)
     assert rewritten == customers
 
@@ -263,5 +313,27 @@ def test_an_as_of_date_moved_back_equals_a_full_refresh(nightly, tmp_path) -> No
 
     assert _purchase_days(warehouse) == _purchase_days(full)
     assert _history(warehouse) == _history(full)
+    assert _preferences(warehouse) == _preferences(full)
     rewritten, customers = _rewritten_customers(warehouse)
     assert 0 < rewritten < customers
+    recomputed, buyers = _recomputed_preferences(warehouse)
+    assert 0 < recomputed < buyers
+
+
+def test_a_repriced_catalogue_recomputes_every_buyers_price_band(nightly, tmp_path) -> None:
+    # Price bands are lines within each category's prices: one product repriced moves them
+    # for every buyer of the category, so the run recomputes everyone.
+    warehouse = _copy(nightly["incremental"], tmp_path / "incremental")
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update raw.products set price = price * 40 where sku = "
+            "(select sku from raw.products where price > 0 order by sku limit 1)"
+        )
+    full = _copy(warehouse, tmp_path / "full")
+
+    _dbt(warehouse, tmp_path / "target", dt.date(2026, 6, 30), select=LIFECYCLE)
+    _dbt(full, tmp_path / "target", dt.date(2026, 6, 30), "--full-refresh", select=LIFECYCLE)
+
+    assert _preferences(warehouse) == _preferences(full)
+    recomputed, buyers = _recomputed_preferences(warehouse)
+    assert recomputed == buyers

@@ -2,7 +2,37 @@
 -- date: top category by spend, their three top categories in order, the price band they
 -- usually buy in (against the price spread of each category in the catalogue), and their
 -- preferred shopping channel (online = web and marketplace, app = app and mini program, store).
+{#- Incremental per customer (macros/incremental_lifecycle.sql): a run recomputes the
+    customers with an order line or order refreshed since its last run (new, changed, moved by
+    an identity merge, a product that changed category) or dated between the last run's as-of
+    date and this one's, and everyone when the catalogue's price lines, the vars or the SQL
+    changed. Customers left with no line and no purchase are deleted by the post-hook. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='customer_id',
+        on_schema_change='append_new_columns',
+        post_hook=[
+            "delete from {{ this }} as stored where not exists ("
+            ~ "select 1 from ({{ preferences_customers(ref('fct_order_lines'), ref('fct_orders')) }}) as kept "
+            ~ "where kept.customer_id = stored.customer_id)",
+            "{{ lifecycle_keep_run_state(preferences_rules(), "
+            ~ "lifecycle_category_price_bands_fingerprint(ref('stg_catalog__products'))) }}",
+        ],
+    )
+}}
 with
+
+{% if is_incremental() %}
+recomputed_customers as (
+
+    {{ lifecycle_changed_line_customers(
+        ref('fct_order_lines'), ref('fct_orders'), preferences_rules(),
+        lifecycle_category_price_bands_fingerprint(ref('stg_catalog__products'))) }}
+
+),
+{% endif %}
 
 lines as (
 
@@ -10,6 +40,9 @@ lines as (
     where customer_id is not null
         and order_date <= {{ lifecycle_as_of_date() }}
         and quantity > 0
+        {% if is_incremental() %}
+        and customer_id in (select customer_id from recomputed_customers)
+        {% endif %}
 
 ),
 
@@ -18,6 +51,9 @@ orders as (
     select * from {{ ref('fct_orders') }}
     where is_purchase and customer_id is not null
         and order_date <= {{ lifecycle_as_of_date() }}
+        {% if is_incremental() %}
+        and customer_id in (select customer_id from recomputed_customers)
+        {% endif %}
 
 ),
 
@@ -29,16 +65,7 @@ products as (
 
 category_prices as (
 
-    select
-        category,
-        percentile_cont({{ lifecycle_var('price_band_budget_quantile') }})
-            within group (order by price) as budget_below,
-        percentile_cont({{ lifecycle_var('price_band_premium_quantile') }})
-            within group (order by price) as premium_above
-
-    from products
-    where category is not null and price > 0
-    group by category
+    {{ lifecycle_category_price_bands('products') }}
 
 ),
 
@@ -156,7 +183,10 @@ final as (
         cast(top_categories.preferred_category as {{ dbt.type_string() }}) as preferred_category,
         cast(top_categories.top_categories as {{ dbt.type_string() }}) as top_categories,
         cast(band_spend.price_band as {{ dbt.type_string() }}) as price_band,
-        cast(channel_ranked.shopping_channel as {{ dbt.type_string() }}) as preferred_channel
+        cast(channel_ranked.shopping_channel as {{ dbt.type_string() }}) as preferred_channel,
+
+        ---------- lineage
+        cast({{ run_started_timestamp() }} as {{ dbt.type_timestamp() }}) as refreshed_at
 
     from customers
     left join top_categories on top_categories.customer_id = customers.customer_id
