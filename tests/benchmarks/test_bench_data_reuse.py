@@ -67,3 +67,37 @@ def test_scaling_baseline_is_reused_only_from_the_same_commit(tmp_path: Path) ->
     assert not module.baseline_reusable(results, "abc1234")
     # Outside a git checkout (no commit to name) nothing is reused either.
     assert not module.baseline_reusable(results, None)
+
+
+def test_the_fingerprint_covers_the_generator_not_the_modules_that_only_read_its_data(
+    tmp_path: Path, monkeypatch
+) -> None:
+    module = _bench_pipeline()
+    package = tmp_path / "datagen"
+    package.mkdir()
+    generator, diagnostic = package / "people.py", package / "ceiling.py"
+    generator.write_text("RATE = 1\n")
+    diagnostic.write_text("LEVELS = 3\n")
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    before = module.generator_fingerprint()
+
+    diagnostic.write_text("LEVELS = 4\n")
+    assert module.generator_fingerprint() == before
+    generator.write_text("RATE = 2\n")
+    assert module.generator_fingerprint() != before
+
+
+def test_the_modules_left_out_of_the_fingerprint_are_not_part_of_generation() -> None:
+    import subprocess
+    import sys
+
+    module = _bench_pipeline()
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, datagen; print(sorted(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in module.NOT_GENERATOR:
+        assert f"'datagen.{name.removesuffix('.py')}'" not in loaded
