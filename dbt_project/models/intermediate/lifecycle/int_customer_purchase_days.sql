@@ -16,9 +16,10 @@
         unique_key='customer_id',
         on_schema_change='append_new_columns',
         post_hook=[
-            "delete from {{ this }} as stored where not exists (select 1 from "
-            ~ "{{ ref('fct_orders') }} as kept where kept.customer_id = stored.customer_id "
-            ~ "and kept.is_purchase and kept.order_date <= {{ lifecycle_as_of_date() }})",
+            "{% if is_incremental() %}delete from {{ this }} as stored where not exists ("
+            ~ "select 1 from {{ ref('fct_orders') }} as kept where kept.customer_id = "
+            ~ "stored.customer_id and kept.is_purchase and kept.order_date <= "
+            ~ "{{ lifecycle_as_of_date() }}){% endif %}",
             "{{ lifecycle_keep_run_state(purchase_days_rules()) }}",
         ],
     )

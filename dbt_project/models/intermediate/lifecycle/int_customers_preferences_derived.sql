@@ -14,9 +14,9 @@
         unique_key='customer_id',
         on_schema_change='append_new_columns',
         post_hook=[
-            "delete from {{ this }} as stored where not exists ("
+            "{% if is_incremental() %}delete from {{ this }} as stored where not exists ("
             ~ "select 1 from ({{ preferences_customers(ref('fct_order_lines'), ref('fct_orders')) }}) as kept "
-            ~ "where kept.customer_id = stored.customer_id)",
+            ~ "where kept.customer_id = stored.customer_id){% endif %}",
             "{{ lifecycle_keep_run_state(preferences_rules(), "
             ~ "lifecycle_category_price_bands_fingerprint(ref('stg_catalog__products'))) }}",
         ],
