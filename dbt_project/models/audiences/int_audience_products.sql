@@ -17,15 +17,9 @@ products as (
 
 category_prices as (
 
-    select
-        category,
-        percentile_cont({{ lifecycle_var('price_band_budget_quantile') }})
-            within group (order by price) as budget_below,
-        percentile_cont({{ lifecycle_var('price_band_premium_quantile') }})
-            within group (order by price) as premium_above
-
-    from products
-    group by category
+    -- The same lines as the buyers' price bands (int_customers_preferences_derived), drawn
+    -- from the sellable products.
+    {{ lifecycle_category_price_bands('products') }}
 
 ),
 
