@@ -1,6 +1,7 @@
-{#- Incremental lifecycle models (int_customer_purchase_days, fct_customer_stage_history): a
-    run rewrites only the customers whose rows can have changed since the model's last run,
-    and the table equals a full refresh (tests/dbt/test_lifecycle_incremental.py).
+{#- Incremental lifecycle models (int_customer_purchase_days, fct_customer_stage_history,
+    int_customers_preferences_derived): a run rewrites only the customers whose rows can have
+    changed since the model's last run, and the table equals a full refresh
+    (tests/dbt/test_lifecycle_incremental.py).
 
     A model keeps one row beside it, <model>__state: the as-of date, the start time and the
     rules (the lifecycle vars its rows depend on and a hash of its SQL) of its last run,
