@@ -17,9 +17,11 @@ products as (
 
 category_prices as (
 
-    -- The same lines as the buyers' price bands (int_customers_preferences_derived), drawn
-    -- from the sellable products.
-    {{ lifecycle_category_price_bands('products') }}
+    -- The buyers' price lines (int_customers_preferences_derived): drawn from the whole
+    -- catalogue, withdrawn products included, so a product's band and a buyer's band are
+    -- measured against the same prices. (From the sellable products alone, 11 of the demo's
+    -- 20 categories had other lines than the buyers'.)
+    {{ lifecycle_category_price_bands(ref('stg_catalog__products')) }}
 
 ),
 
