@@ -135,31 +135,26 @@
     union
     -- Prospect rows that differ from the registrations (either way).
     select customer_id from (
-        (
-            {{ lifecycle_current_prospects(purchase_days, registrations) }}
-            except
+        with
+
+        current_prospects as (
+            {{ lifecycle_prospect_stages(
+                registrations,
+                '(select customer_id, purchase_date as first_purchase_date from '
+                    ~ purchase_days ~ ' where purchase_number = 1)') }}
+        ),
+
+        stored_prospects as (
             select customer_id, changed_on from {{ this }} where lifecycle_stage = 'prospect'
         )
+
+        (select customer_id, changed_on from current_prospects except select * from stored_prospects)
         union all
-        (
-            select customer_id, changed_on from {{ this }} where lifecycle_stage = 'prospect'
-            except
-            {{ lifecycle_current_prospects(purchase_days, registrations) }}
-        )
+        (select * from stored_prospects except select customer_id, changed_on from current_prospects)
     ) as differing
     {%- else %}
     {{ lifecycle_stage_event_customers() }}
     {%- endif %}
-{%- endmacro %}
-
-
-{% macro lifecycle_current_prospects(purchase_days, registrations) -%}
-    select customer_id, changed_on from (
-        {{ lifecycle_prospect_stages(
-            registrations,
-            '(select customer_id, purchase_date as first_purchase_date from '
-                ~ purchase_days ~ ' where purchase_number = 1)') }}
-    ) as prospects
 {%- endmacro %}
 
 

@@ -70,63 +70,66 @@ LIFECYCLE = [
 ]
 
 
-def _purchase_days(warehouse: Path) -> list[tuple]:
+def _query(warehouse: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select * exclude (refreshed_at) from intermediate.int_customer_purchase_days "
-            "order by all"
-        ).fetchall()
+        return con.sql(sql).fetchall()
+
+
+def _purchase_days(warehouse: Path) -> list[tuple]:
+    return _query(
+        warehouse,
+        "select * exclude (refreshed_at) from intermediate.int_customer_purchase_days order by all",
+    )
 
 
 def _preferences(warehouse: Path) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select * exclude (refreshed_at) from intermediate.int_customers_preferences_derived "
-            "order by all"
-        ).fetchall()
+    return _query(
+        warehouse,
+        "select * exclude (refreshed_at) from intermediate.int_customers_preferences_derived "
+        "order by all",
+    )
 
 
-def _recomputed_preferences(warehouse: Path) -> tuple[int, int]:
-    """(customers whose preferences the latest run wrote, customers with preferences)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select count(*) filter (where refreshed_at = (select max(refreshed_at) from "
-            "intermediate.int_customers_preferences_derived)), count(*) "
-            "from intermediate.int_customers_preferences_derived"
-        ).fetchone()
+def _history(warehouse: Path) -> list[tuple]:
+    return _query(
+        warehouse,
+        "select customer_id, changed_on, lifecycle_stage, previous_stage, stage_change_id "
+        "from marts.fct_customer_stage_history order by all",
+    )
+
+
+def _triggers(warehouse: Path) -> list[tuple]:
+    return _query(
+        warehouse,
+        "select trigger_id, trigger_type, customer_id, cause_id, fired_at "
+        "from marts.fct_trigger_events order by all",
+    )
+
+
+def _written_by_latest_run(warehouse: Path, table: str) -> tuple[int, int]:
+    """(customers whose rows in `table` the latest run wrote, customers in `table`)."""
+    [counts] = _query(
+        warehouse,
+        "select count(distinct customer_id) filter (where refreshed_at = (select "
+        f"max(refreshed_at) from {table})), count(distinct customer_id) from {table}",
+    )
+    return counts
 
 
 def _rewritten_customers(warehouse: Path) -> tuple[int, int]:
-    """(customers whose purchase days the latest run wrote, customers with purchase days)."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select count(distinct customer_id) filter (where refreshed_at = (select "
-            "max(refreshed_at) from intermediate.int_customer_purchase_days)), "
-            "count(distinct customer_id) from intermediate.int_customer_purchase_days"
-        ).fetchone()
+    return _written_by_latest_run(warehouse, "intermediate.int_customer_purchase_days")
+
+
+def _recomputed_preferences(warehouse: Path) -> tuple[int, int]:
+    return _written_by_latest_run(warehouse, "intermediate.int_customers_preferences_derived")
 
 
 def _copy(warehouse: Path, folder: Path) -> Path:
+    """A copy named warehouse.duckdb: views in DuckDB name their database after the file."""
     copy = folder / "warehouse.duckdb"
     copy.parent.mkdir(parents=True)
     shutil.copy(warehouse, copy)
     return copy
-
-
-def _history(warehouse: Path) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select customer_id, changed_on, lifecycle_stage, previous_stage, stage_change_id "
-            "from marts.fct_customer_stage_history order by all"
-        ).fetchall()
-
-
-def _triggers(warehouse: Path) -> list[tuple]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(
-            "select trigger_id, trigger_type, customer_id, cause_id, fired_at "
-            "from marts.fct_trigger_events order by all"
-        ).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +148,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         result = run_pipeline(root / "demo" / "landing", built, include_downstream=True)
     assert all(s.success for s in result.stages), [s.error for s in result.stages]
 
-    # Views in DuckDB name their database after the file, so copies keep the file name.
-    incremental = root / "incremental" / "warehouse.duckdb"
-    full = root / "full" / "warehouse.duckdb"
-    for copy in (incremental, full):
-        copy.parent.mkdir()
-        shutil.copy(built, copy)
+    incremental, full = _copy(built, root / "incremental"), _copy(built, root / "full")
 
     target = root / "target"
     _dbt(incremental, target, dt.date(2026, 6, 20), "--full-refresh")
@@ -192,9 +190,7 @@ def test_rerunning_a_night_changes_nothing(nightly) -> None:
 def test_a_customer_without_stage_events_leaves_the_history(nightly, tmp_path) -> None:
     # A customer merged away has no stage events any more; the pre-hook finds the customers
     # that do from the purchase days and registrations instead of computing every event.
-    warehouse = tmp_path / "departed" / "warehouse.duckdb"
-    warehouse.parent.mkdir()
-    shutil.copy(nightly["incremental"], warehouse)
+    warehouse = _copy(nightly["incremental"], tmp_path / "departed")
     with duckdb.connect(str(warehouse)) as con:
         with_events = {
             row[0]
