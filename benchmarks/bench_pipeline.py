@@ -515,6 +515,8 @@ def _write_hour_of_orders(landing: Path, generated: Path, source_date: str, date
 
 
 _TRANSACTION_CONTROL = {"begin", "commit", "rollback"}
+# dbt's default in profiles.yml (DUCKDB_DISABLED_COMPRESSION): the replay writes as dbt does.
+DBT_DISABLED_COMPRESSION = "fsst,dictionary"
 
 
 def dbt_statements(log: Path) -> list[dict[str, Any]]:
@@ -582,6 +584,13 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
         # The profile's settings (profiles.yml); the rest are DuckDB defaults, as for dbt.
         con.execute("set TimeZone = 'UTC'")
         con.execute("set preserve_insertion_order = false")
+        disabled = os.environ.get("DUCKDB_DISABLED_COMPRESSION", DBT_DISABLED_COMPRESSION)
+        if not re.fullmatch(r"[A-Za-z_, ]*", disabled):
+            raise ValueError(
+                "DUCKDB_DISABLED_COMPRESSION must be a comma-separated list of DuckDB "
+                f"compression methods (fsst,dictionary), not {disabled!r}"
+            )
+        con.execute(f"set disabled_compression_methods = '{disabled}'")
         limit = params.get("memory_limit") or os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")
         if limit:
             if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
@@ -1103,6 +1112,11 @@ def run_stage(
         "ok": status == 0 and outcome.get("ok", False),
         "details": details,
     }
+    if run.warehouse.exists():
+        # Disk is a resource too: the warehouse file and its write-ahead log after the stage.
+        record["warehouse_gb"] = round(
+            sum(f.stat().st_size for f in _with_wal(run.warehouse) if f.exists()) / 1e9, 2
+        )
     if not record["ok"]:
         record["error"] = outcome.get("error") or f"exit status {status}"
         print(f"    FAILED: {record['error'][:600]} (log: {log})", flush=True)
@@ -1646,8 +1660,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Run started {report['started_at']}, took {report['wall_seconds'] / 60:.1f} min. "
         f"Raw rows landed: {report['raw_rows'] or 'n/a'}.",
         "",
-        "| phase | stage | seconds | peak RSS (MB) | process tree peak (MB) | note |",
-        "|---|---|---|---|---|---|",
+        "| phase | stage | seconds | peak RSS (MB) | process tree peak (MB) | warehouse after (GB) "
+        "| note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report["stages"]:
         note = ""
@@ -1659,7 +1674,8 @@ def markdown(report: dict[str, Any]) -> str:
             note = r["details"]["skipped"]
         lines.append(
             f"| {r['phase']} | {r['stage']} | {r.get('seconds', '')} | "
-            f"{r.get('peak_rss_mb', '')} | {r.get('peak_tree_rss_mb', '')} | {note} |"
+            f"{r.get('peak_rss_mb', '')} | {r.get('peak_tree_rss_mb', '')} | "
+            f"{r.get('warehouse_gb', '')} | {note} |"
         )
     lines += build_steps_table(report["stages"])
     lines += [
