@@ -515,8 +515,6 @@ def _write_hour_of_orders(landing: Path, generated: Path, source_date: str, date
 
 
 _TRANSACTION_CONTROL = {"begin", "commit", "rollback"}
-# dbt's default in profiles.yml (DUCKDB_DISABLED_COMPRESSION): the replay writes as dbt does.
-DBT_DISABLED_COMPRESSION = "fsst,dictionary"
 
 
 def dbt_statements(log: Path) -> list[dict[str, Any]]:
@@ -584,13 +582,6 @@ def stage_direct_sql(params: dict[str, Any]) -> dict[str, Any]:
         # The profile's settings (profiles.yml); the rest are DuckDB defaults, as for dbt.
         con.execute("set TimeZone = 'UTC'")
         con.execute("set preserve_insertion_order = false")
-        disabled = os.environ.get("DUCKDB_DISABLED_COMPRESSION", DBT_DISABLED_COMPRESSION)
-        if not re.fullmatch(r"[A-Za-z_, ]*", disabled):
-            raise ValueError(
-                "DUCKDB_DISABLED_COMPRESSION must be a comma-separated list of DuckDB "
-                f"compression methods (fsst,dictionary), not {disabled!r}"
-            )
-        con.execute(f"set disabled_compression_methods = '{disabled}'")
         limit = params.get("memory_limit") or os.environ.get("DUCKDB_MEMORY_LIMIT", "2.5GB")
         if limit:
             if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):

@@ -37,10 +37,10 @@ STATEMENTS = [
 ]
 
 
-def _dbt_log(target: Path, statements: list[tuple[str, str]] = STATEMENTS) -> None:
+def _dbt_log(target: Path) -> None:
     target.mkdir(parents=True)
     with (target / "dbt.log").open("w") as log:
-        for node, sql in statements:
+        for node, sql in STATEMENTS:
             log.write(
                 json.dumps(
                     {
@@ -139,57 +139,3 @@ def test_a_replay_that_ends_elsewhere_says_so(tmp_path: Path) -> None:
     assert "NOT as dbt did" in load_benchmark("bench_pipeline")._replay_equality(
         details["replayed_tables_equal_dbt"], details["rows_rewritten_by_replay"]
     )
-
-
-def _compression_of_replayed_strings(root: Path) -> set[str]:
-    """The replay of one dbt statement writing 300k repetitive strings: the compression DuckDB
-    chose for that column."""
-    target = root / "dbt_target" / "nightly"
-    _dbt_log(
-        target,
-        [
-            (
-                "model.p.labels",
-                "create table main.labels as select 'identifier_type:' || (range % 7) as label "
-                "from range(300000)",
-            )
-        ],
-    )
-    copy = root / "replay" / "warehouse.duckdb"
-    copy.parent.mkdir(parents=True)
-    duckdb.connect(str(copy)).close()
-    load_benchmark("bench_pipeline").stage_direct_sql(
-        {
-            "targets": [str(target)],
-            "warehouse": str(copy),
-            "compare_tables": [],
-            "profile_top": 0,
-            "profile_dir": str(root / "profile"),
-        }
-    )
-    with duckdb.connect(str(copy), read_only=True) as con:
-        rows = con.execute(
-            "select distinct compression from pragma_storage_info('main.labels') "
-            "where column_name = 'label' and segment_type = 'VARCHAR'"
-        ).fetchall()
-    return {compression for (compression,) in rows}
-
-
-def test_the_replay_writes_with_the_compression_dbt_writes_with(
-    tmp_path: Path, monkeypatch
-) -> None:
-    # dbt's profile leaves out FSST and dictionary compression (DUCKDB_DISABLED_COMPRESSION):
-    # a replay that compressed would pay writes dbt does not, and overstate dbt's overhead.
-    monkeypatch.delenv("DUCKDB_DISABLED_COMPRESSION", raising=False)
-    by_default = _compression_of_replayed_strings(tmp_path / "default")
-    monkeypatch.setenv("DUCKDB_DISABLED_COMPRESSION", "")
-    compressed = _compression_of_replayed_strings(tmp_path / "compressed")
-
-    assert by_default and not by_default & {"Dictionary", "FSST"}
-    assert compressed & {"Dictionary", "FSST"}
-
-
-def test_the_replays_default_is_the_dbt_profiles() -> None:
-    profiles = (Path(__file__).parents[2] / "dbt_project" / "profiles.yml").read_text()
-    default = load_benchmark("bench_pipeline").DBT_DISABLED_COMPRESSION
-    assert f"env_var('DUCKDB_DISABLED_COMPRESSION', '{default}')" in profiles

@@ -187,24 +187,3 @@ def test_unidentifiable_receipt_stays_unattributed(built) -> None:
     ) == [(None, None)]
     [(bob,)] = _rows(built, "select customer_id from marts.fct_orders where order_id = 'online:o4'")
     assert bob is not None and bob != _ann(built)
-
-
-def test_dbt_writes_its_tables_without_fsst_or_dictionary_compression(built) -> None:
-    # profiles.yml (DUCKDB_DISABLED_COMPRESSION): a nightly rewrites dbt's tables, and these two
-    # encodings were about 40% of each write. Ingestion's raw tables, written once, keep them.
-    compression: dict[str, set[str]] = {}
-    for schema, table in _rows(
-        built,
-        "select table_schema, table_name from information_schema.tables "
-        "where table_type = 'BASE TABLE'",
-    ):
-        kinds = _rows(
-            built,
-            f"select distinct compression from pragma_storage_info('{schema}.{table}') "
-            "where segment_type = 'VARCHAR'",
-        )
-        compression.setdefault(schema, set()).update(kind for (kind,) in kinds)
-    assert {"intermediate", "marts"} <= compression.keys()
-    assert compression["raw"] & {"Dictionary", "FSST"}
-    for schema in ("intermediate", "marts"):
-        assert not compression[schema] & {"Dictionary", "FSST"}, (schema, compression[schema])
