@@ -441,11 +441,9 @@ def test_id_map_rewrites_only_the_rows_it_changes(landed, nightly):
     assert not any(row[-1] >= started for row in _id_map(landed["warehouse"]).values())
 
 
-def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
-    landed, nightly, tmp_path
-):
-    # The scoped uniqueness test checks the keys of the newest rows against every stored row:
-    # a stale row left behind under a key the run rewrote (a delete that did not happen) fails.
+def _scoped_uniqueness_test(landed, tmp_path: Path, model: str, duplicate_sql: str) -> None:
+    """dbt's unique_for_rewritten_keys test of `model` passes on a copy of the landed warehouse,
+    then fails once `duplicate_sql` has added a duplicate there."""
     warehouse = tmp_path / "duplicate" / "warehouse.duckdb"
     warehouse.parent.mkdir()
     shutil.copy(landed["warehouse"], warehouse)
@@ -456,7 +454,7 @@ def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
         "--select",
-        "test_name:unique_for_rewritten_keys,fct_orders",
+        f"test_name:unique_for_rewritten_keys,{model}",
     ]
 
     def dbt_test() -> subprocess.CompletedProcess:
@@ -467,14 +465,40 @@ def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
     clean = dbt_test()
     assert clean.returncode == 0, clean.stdout[-3000:]
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(
-            "insert into marts.fct_orders select * replace "
-            "(timestamp '2000-01-01' as refreshed_at) from marts.fct_orders "
-            "where refreshed_at = (select max(refreshed_at) from marts.fct_orders) limit 1"
-        )
+        con.execute(duplicate_sql)
     duplicated = dbt_test()
     assert duplicated.returncode != 0
-    assert "unique_for_rewritten_keys_fct_orders_order_id" in duplicated.stdout
+    assert f"unique_for_rewritten_keys_{model}_" in duplicated.stdout
+
+
+def test_unique_for_rewritten_keys_catches_a_duplicate_the_last_run_wrote(
+    landed, nightly, tmp_path
+):
+    # The scoped uniqueness test checks the keys of the newest rows against every stored row:
+    # a stale row left behind under a key the run rewrote (a delete that did not happen) fails.
+    _scoped_uniqueness_test(
+        landed,
+        tmp_path,
+        "fct_orders",
+        "insert into marts.fct_orders select * replace "
+        "(timestamp '2000-01-01' as refreshed_at) from marts.fct_orders "
+        "where refreshed_at = (select max(refreshed_at) from marts.fct_orders) limit 1",
+    )
+
+
+def test_a_trigger_rule_firing_twice_for_one_cause_fails_the_trigger_events_test(
+    landed, nightly, tmp_path
+):
+    # The rule views have no grain tests (their whole history every night): a rule that fired
+    # twice for one cause inserts its trigger_id twice in one run, with one recorded_at, and
+    # fct_trigger_events' own test must catch that.
+    _scoped_uniqueness_test(
+        landed,
+        tmp_path,
+        "fct_trigger_events",
+        "insert into marts.fct_trigger_events select * from marts.fct_trigger_events "
+        "where recorded_at = (select max(recorded_at) from marts.fct_trigger_events) limit 1",
+    )
 
 
 def test_source_records_built_before_their_run_stamps_are_rebuilt_whole(landed, nightly, tmp_path):
