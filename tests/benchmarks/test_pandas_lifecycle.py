@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -135,8 +136,6 @@ def test_the_timed_dbt_run_computes_every_customer_as_pandas_does(
 ) -> None:
     # The warehouse already holds the models (the fixture's run), so an incremental run would
     # recompute nobody's purchase days: the timed run must rebuild them all, as pandas does.
-    import shutil
-
     bench = load_benchmark("bench_pipeline")
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse, copy)
