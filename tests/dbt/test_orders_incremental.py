@@ -533,6 +533,34 @@ def test_nightly_run_equals_full_refresh(landed, nightly):
     _assert_equals_full_refresh(landed["warehouse"], landed["target"], list(ORDER_MODELS))
 
 
+def test_nightly_keeps_the_lines_of_orders_only_renumbered(landed, nightly):
+    # fct_orders rewrites every order of a customer with a new one (it numbers purchases);
+    # fct_order_lines copies no number, so lines whose order columns did not change keep their
+    # stamp, and the lines of an order that moved to the merge's survivor are rewritten (the
+    # whole table equals a full refresh: test_nightly_run_equals_full_refresh).
+    with duckdb.connect(str(landed["warehouse"]), read_only=True) as con:
+        orders_rewritten, lines_kept, merged_lines, merged_lines_rewritten = con.execute(
+            """
+            with lines as (
+                select order_id, bool_or(refreshed_at >= $1) as rewritten
+                from marts.fct_order_lines
+                group by order_id
+            )
+            select
+                count(*) filter (where orders.refreshed_at >= $1),
+                count(*) filter (where orders.refreshed_at >= $1 and not lines.rewritten),
+                count(*) filter (where orders.customer_id in ($2, $3)),
+                count(*) filter (where orders.customer_id in ($2, $3) and lines.rewritten)
+            from marts.fct_orders as orders
+            inner join lines on lines.order_id = orders.order_id
+            """,
+            [nightly["started"], *nightly["customers"]],
+        ).fetchone()
+    assert 0 < lines_kept < orders_rewritten
+    # One of the two merged customers keeps the id: only the other's orders moved.
+    assert 0 < merged_lines_rewritten < merged_lines
+
+
 def test_merge_moves_orders_to_the_surviving_customer(landed, nightly):
     with duckdb.connect(str(landed["warehouse"]), read_only=True) as con:
         merged = con.execute(

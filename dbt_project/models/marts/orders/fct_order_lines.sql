@@ -1,5 +1,6 @@
-{#- Incremental: a run rewrites the lines of the orders fct_orders or int_order_lines_unioned
-    refreshed since its last run, and of the orders whose product changed category in the
+{#- Incremental: a run rewrites the lines int_order_lines_unioned refreshed since its last run,
+    the lines of the orders fct_orders refreshed whose columns copied here changed (customer,
+    channel, return flag, time), and those of the orders whose product changed category in the
     catalogue. Lines of removed orders are deleted by the post-hooks. -#}
 {{
     config(
@@ -35,10 +36,32 @@ products as (
 ),
 
 {% if is_incremental() %}
+refreshed_orders as (
+
+    select * from orders
+    where refreshed_at > {{ incremental_watermark('refreshed_at') }}
+
+),
+
 changed_orders as (
 
-    select order_id from orders
-    where refreshed_at > {{ incremental_watermark('refreshed_at') }}
+    -- fct_orders rewrites every order of a customer with a new one (it numbers purchases),
+    -- and the numbers are not copied here: at 1M customers a night's 15k new orders made it
+    -- rewrite 193k orders, 506k lines, of which these are the few that changed.
+    select order_id from (
+        select
+            order_id,
+            cast(customer_id as {{ dbt.type_string() }}),
+            cast(channel as {{ dbt.type_string() }}),
+            is_return,
+            cast(ordered_at as timestamp),
+            cast(order_date as date)
+        from refreshed_orders
+        except
+        select order_id, customer_id, channel, is_return, ordered_at, order_date
+        from {{ this }}
+        where order_id in (select order_id from refreshed_orders)
+    ) as differing
     union
     select order_id from order_lines
     where refreshed_at > {{ incremental_watermark('refreshed_at') }}
