@@ -29,6 +29,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from orchestration.environ import environment
+
 # Tables the backtests read; the scratch build materialises these and what they depend on.
 REQUIRED_ASSETS = (
     ("marts", "fct_orders"),
@@ -57,20 +59,6 @@ def landing_fingerprint(landing: Path) -> str:
                 digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -104,7 +92,7 @@ def build_marts(landing: Path, warehouse: Path, say: Callable[[str], None]) -> N
     # model outside the marts the backtests need (the stage history against dim_customers)
     # ran against a table the scratch warehouse never has, and every fresh build warned that
     # dbt tests had failed.
-    with _environment(
+    with environment(
         DAGSTER_HOME="",
         MODEL_DIR=str(warehouse.parent / "models"),
         DBT_INDIRECT_SELECTION="cautious",

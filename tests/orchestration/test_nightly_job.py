@@ -124,6 +124,64 @@ def test_a_night_builds_every_selected_asset_and_no_error_check_fails(nights, ph
         if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     ]
     assert checks and not failed, failed
+    # Every check of the job's assets ran, once: the dbt steps (the job splits the dbt models
+    # in two around Splink) run the tests whose models are built in the step or upstream of it
+    # ("buildable"), so no test that reads models of two steps is lost or run twice.
+    evaluated = sorted((check.asset_key, check.check_name) for check in checks)
+    expected = sorted(
+        (key.asset_key, key.name)
+        for key in nightly_build_job().asset_layer.asset_graph.asset_check_keys
+    )
+    assert evaluated == expected
+
+
+def test_a_build_of_one_model_runs_no_test_that_reads_a_model_it_does_not_build(
+    nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fct_orders alone, with dim_customers out of step with it (as after new orders, until
+    the nightly rebuilds dim_customers): the test comparing the two does not run, fct_orders'
+    own tests do; with dbt's default indirect selection set by hand, the same run fails."""
+    import json
+    import shutil
+
+    from orchestration.definitions import defs
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(nights["warehouse"], warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update marts.dim_customers set order_count = order_count + 1 "
+            "where customer_id = (select min(customer_id) from marts.dim_customers)"
+        )
+    monkeypatch.setenv("DUCKDB_PATH", str(warehouse))
+    definitions = defs()
+
+    def build(target: Path) -> tuple[bool, dict[str, str]]:
+        monkeypatch.setenv("DBT_TARGET_PATH", str(target))
+        result = dg.materialize(
+            list(definitions.assets or []),
+            resources=dict(definitions.resources or {}),
+            selection="marts/fct_orders",
+            raise_on_error=False,
+        )
+        [run_results] = target.glob("*/run_results.json")
+        statuses = {
+            r["unique_id"].split(".")[2]: r["status"]
+            for r in json.loads(run_results.read_text())["results"]
+        }
+        return result.success, statuses
+
+    monkeypatch.delenv("DBT_INDIRECT_SELECTION", raising=False)
+    success, statuses = build(tmp_path / "buildable")
+    assert success
+    assert statuses["fct_orders"] == "success"
+    assert statuses["unique_for_rewritten_keys_fct_orders_order_id"] == "pass"
+    assert "assert_dim_customers_order_counts_match_fct_orders" not in statuses
+
+    monkeypatch.setenv("DBT_INDIRECT_SELECTION", "eager")
+    success, statuses = build(tmp_path / "eager")
+    assert not success
+    assert statuses["assert_dim_customers_order_counts_match_fct_orders"] == "fail"
 
 
 def test_the_second_night_adds_the_new_day_and_sends_nothing(nights) -> None:

@@ -6,11 +6,12 @@ ML assets inside the dbt step (a cycle), so audiences are their own step after t
 """
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
+from dagster_dbt import DbtCliInvocation, DbtCliResource, build_dbt_asset_selection, dbt_assets
 from dagster_dbt.asset_utils import (
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
     get_manifest_and_translator_from_dbt_assets,
@@ -25,6 +26,7 @@ from orchestration.defs.transform.project import (
     kept_target_invocations,
 )
 from orchestration.defs.transform.translator import CdpDbtTranslator
+from orchestration.environ import environment
 from orchestration.ingestion.contract import SOURCES
 from orchestration.ingestion.loader import ensure_tables
 
@@ -129,6 +131,24 @@ def require_parents(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
         )
 
 
+def dbt_invocation(
+    dbt: DbtCliResource, config: DbtBuildConfig, context: dg.AssetExecutionContext
+) -> DbtCliInvocation:
+    """Starts dbt on the run's selection of this asset's models.
+
+    dbt's default ("eager") indirect selection runs every test that reads a selected model,
+    also those that read a model outside the run: in a run of `fct_orders` alone, the check of
+    `dim_customers`' order counts against it, on a `dim_customers` not rebuilt yet, fails a
+    correct build. "buildable" runs a test only when each of its models is built in the run or
+    upstream of it; a whole build runs the same tests either way. A DBT_INDIRECT_SELECTION set
+    in the environment wins; dagster-dbt still turns it off when it selects tests one by one.
+    """
+    if os.environ.get("DBT_INDIRECT_SELECTION"):
+        return dbt.cli(dbt_build_args(config), context=context)
+    with environment(DBT_INDIRECT_SELECTION="buildable"):
+        return dbt.cli(dbt_build_args(config), context=context)
+
+
 def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     args = ["build" if config.tests else "run"]
     dbt_vars: dict[str, Any] = {}
@@ -167,7 +187,7 @@ def dbt_models(
         for source in SOURCES.values():
             ensure_tables(con, source)
     require_parents(context, duckdb)
-    yield from dbt.cli(dbt_build_args(config), context=context).stream()
+    yield from dbt_invocation(dbt, config, context).stream()
 
 
 @dbt_assets(
@@ -190,7 +210,7 @@ def dbt_audiences(
     reaches tonight, one row per customer or trigger, with the columns its templates need. Built
     after the ML assets; the audiences that need no ML output are built by `dbt_models`."""
     require_parents(context, duckdb)
-    yield from dbt.cli(dbt_build_args(config), context=context).stream()
+    yield from dbt_invocation(dbt, config, context).stream()
 
 
 def _has_ml_audiences(manifest: dict[str, Any]) -> bool:
