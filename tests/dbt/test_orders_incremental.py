@@ -539,7 +539,7 @@ def test_nightly_keeps_the_lines_of_orders_only_renumbered(landed, nightly):
     # stamp, and the lines of an order that moved to the merge's survivor are rewritten (the
     # whole table equals a full refresh: test_nightly_run_equals_full_refresh).
     with duckdb.connect(str(landed["warehouse"]), read_only=True) as con:
-        orders_rewritten, lines_kept, merged_lines, merged_lines_rewritten = con.execute(
+        orders_rewritten, lines_kept, merged_orders, merged_orders_rewritten = con.execute(
             """
             with lines as (
                 select order_id, bool_or(refreshed_at >= $1) as rewritten
@@ -557,8 +557,9 @@ def test_nightly_keeps_the_lines_of_orders_only_renumbered(landed, nightly):
             [nightly["started"], *nightly["customers"]],
         ).fetchone()
     assert 0 < lines_kept < orders_rewritten
-    # One of the two merged customers keeps the id: only the other's orders moved.
-    assert 0 < merged_lines_rewritten < merged_lines
+    # One of the two merged customers keeps the id: the survivor's orders that moved to it
+    # had their lines rewritten, those it already had did not.
+    assert 0 < merged_orders_rewritten < merged_orders
 
 
 def test_merge_moves_orders_to_the_surviving_customer(landed, nightly):
