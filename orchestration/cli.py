@@ -106,7 +106,18 @@ def _run(landing: Path, warehouse: Path, report: Path | None) -> bool:
             else:
                 progress.console.print(f"  [red]✗ {stage.name}[/]: {stage.error}")
 
-        result = run_pipeline(landing, warehouse, on_stage=on_stage, on_result=on_result)
+        try:
+            result = run_pipeline(landing, warehouse, on_stage=on_stage, on_result=on_result)
+        except KeyboardInterrupt:
+            # Ctrl-C between two stages' runs, where Dagster does not take the signal over.
+            console.print("[red]interrupted[/] (run the command again to finish)")
+            raise typer.Exit(130) from None
+    if result.interrupted:
+        left = ", ".join(result.not_run) or "none"
+        console.print(
+            f"[red]interrupted[/]: stages not run: {left} (run the command again to finish them)"
+        )
+        raise typer.Exit(130)
     if report is not None and warehouse.exists():
         sections = build_report(warehouse, report, previews=previews)
         for section in sections:

@@ -7,10 +7,14 @@ Runs are recorded in ``$DAGSTER_HOME`` when it is set, so ``dagster dev`` shows 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +38,47 @@ class StageResult:
 @dataclass
 class PipelineResult:
     stages: list[StageResult]
+    interrupted: bool = False
+    """SIGINT or SIGTERM arrived: the stages after the one it arrived in were not started."""
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
-        return all(s.success for s in self.stages)
+        return not self.interrupted and all(s.success for s in self.stages)
+
+
+@contextlib.contextmanager
+def interrupt_watch() -> Iterator[Callable[[], bool]]:
+    """Yields a function telling whether SIGINT or SIGTERM arrived since the block began.
+
+    Dagster's in-process runs take both signals over while they execute: one that arrives in
+    a step fails the step (and so the run), one that arrives elsewhere in the run is forgotten
+    when it ends. Either way the caller would carry on with its next run, so Ctrl-C did not stop
+    `cdp run`. The interpreter writes every signal it handles to the wakeup file descriptor,
+    whichever Python handler is installed, so the signal is seen here in both cases.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    seen = False
+
+    def interrupted() -> bool:
+        nonlocal seen
+        with contextlib.suppress(BlockingIOError):
+            while data := reader.recv(64):
+                seen = seen or any(n in (signal.SIGINT, signal.SIGTERM) for n in data)
+        return seen
+
+    try:
+        yield interrupted
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
 
 
 def configure_environment(landing: Path, warehouse: Path) -> None:
@@ -132,27 +173,37 @@ def run_pipeline(
     if downstream and include_downstream:
         stages.append(("transform, score and plan", downstream, {}))
     results: list[StageResult] = []
-    for index, (name, keys, tags) in enumerate(stages):
-        if on_stage:
-            on_stage(name, index, len(stages))
-        started = time.perf_counter()
-        result = dg.materialize(
-            assets,
-            selection=keys,
-            resources=resources,
-            instance=instance,
-            tags={"cdp/entrypoint": "cdp run", **tags},
-            run_config=QUIET_RUN_CONFIG,
-            raise_on_error=False,
-        )
-        stage = StageResult(
-            name=name,
-            seconds=time.perf_counter() - started,
-            success=result.success,
-            metadata=_metadata_values(result, keys[0]) if len(keys) == 1 else {},
-            error=None if result.success else _failure_message(result),
-        )
-        results.append(stage)
-        if on_result:
-            on_result(stage)
+    with interrupt_watch() as interrupted:
+        for index, (name, keys, tags) in enumerate(stages):
+            if on_stage:
+                on_stage(name, index, len(stages))
+            started = time.perf_counter()
+            result = dg.materialize(
+                assets,
+                selection=keys,
+                resources=resources,
+                instance=instance,
+                tags={"cdp/entrypoint": "cdp run", **tags},
+                run_config=QUIET_RUN_CONFIG,
+                raise_on_error=False,
+            )
+            stage = StageResult(
+                name=name,
+                seconds=time.perf_counter() - started,
+                success=result.success,
+                metadata=_metadata_values(result, keys[0]) if len(keys) == 1 else {},
+                error=None if result.success else _failure_message(result),
+            )
+            results.append(stage)
+            if on_result:
+                on_result(stage)
+            if interrupted():
+                # The stage the signal arrived in stopped (or finished) as Dagster let it; the
+                # ones after it are not started. Loads and dbt commit as they go, so the next
+                # `cdp run` goes on from what was committed.
+                return PipelineResult(
+                    stages=results,
+                    interrupted=True,
+                    not_run=[s[0] for s in stages[index + 1 :]],
+                )
     return PipelineResult(stages=results)

@@ -59,3 +59,56 @@ def test_cdp_run_fails_clearly_on_a_missing_landing_dir(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "does not exist" in " ".join(result.output.split())
+
+
+def test_cdp_run_stops_on_ctrl_c_instead_of_running_the_next_stages(
+    landing: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT) once the first stage has reported: the stage it arrives in stops or
+    finishes, no later stage starts, and the command says so and exits 130. Before, Dagster
+    took the signal over inside each stage's run and `cdp run` went on to the next ones."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.cli",
+            "run",
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "ACTIVATION_PREVIEW_DIR": str(tmp_path / "previews")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watchdog = threading.Timer(300, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "✓" in line or "✗" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        lines += process.stdout.readlines()
+        code = process.wait()
+    finally:
+        watchdog.cancel()
+    output = "".join(lines)
+    assert code == 130, output
+    assert "interrupted" in output
+    assert "raw/online_orders" in output
+    # The last stage (dbt, ML, planning) never started.
+    assert "✓ transform, score and plan" not in output
+    assert "✗ transform, score and plan" not in output
