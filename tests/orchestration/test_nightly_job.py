@@ -6,8 +6,10 @@ sent, and a second night after a new day lands rebuilds on the incremental path.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,9 +143,6 @@ def test_a_build_of_one_model_runs_no_test_that_reads_a_model_it_does_not_build(
     """fct_orders alone, with dim_customers out of step with it (as after new orders, until
     the nightly rebuilds dim_customers): the test comparing the two does not run, fct_orders'
     own tests do; with dbt's default indirect selection set by hand, the same run fails."""
-    import json
-    import shutil
-
     from orchestration.definitions import defs
 
     warehouse = tmp_path / "warehouse.duckdb"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -67,12 +72,6 @@ def test_cdp_run_stops_on_ctrl_c_instead_of_running_the_next_stages(
     """Ctrl-C (SIGINT) once the first stage has reported: the stage it arrives in stops or
     finishes, no later stage starts, and the command says so and exits 130. Before, Dagster
     took the signal over inside each stage's run and `cdp run` went on to the next ones."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import threading
-
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     process = subprocess.Popen(
         [

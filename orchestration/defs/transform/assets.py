@@ -143,9 +143,9 @@ def dbt_invocation(
     upstream of it; a whole build runs the same tests either way. A DBT_INDIRECT_SELECTION set
     in the environment wins; dagster-dbt still turns it off when it selects tests one by one.
     """
-    if os.environ.get("DBT_INDIRECT_SELECTION"):
-        return dbt.cli(dbt_build_args(config), context=context)
-    with environment(DBT_INDIRECT_SELECTION="buildable"):
+    with environment(
+        DBT_INDIRECT_SELECTION=os.environ.get("DBT_INDIRECT_SELECTION") or "buildable"
+    ):
         return dbt.cli(dbt_build_args(config), context=context)
 
 
